@@ -1,0 +1,101 @@
+// Package policy holds mcinit's signed boot policy: its strictly parsed
+// format, the trusted key set, detached signatures with a k-of-n threshold,
+// and per-device development grants.
+package policy
+
+// FormatVersion is the only policy format this code accepts.
+const FormatVersion = 1
+
+// DefaultPCR is the PCR mcinit extends when the policy names none.
+const DefaultPCR = 13
+
+// MaxPolicySize bounds the policy file; anything larger is rejected unread.
+const MaxPolicySize = 64 << 10
+
+// Policy is a parsed (not necessarily verified) policy document.
+// Field names in the TOML file are given in the struct tags.
+type Policy struct {
+	Format  int      `toml:"format"`  // must be FormatVersion
+	Version uint64   `toml:"version"` // monotonic, compared with the rollback floor
+	Boards  []string `toml:"boards"`  // board names from boards/ this policy covers
+	// AllowUnknownBoards lets a device whose identity matches no board file
+	// boot with the architecture's generic board.
+	AllowUnknownBoards bool `toml:"allow_unknown_boards"`
+	PCR                int  `toml:"pcr"` // 0 means DefaultPCR; valid 8..23 (never firmware PCRs 0-7)
+
+	Production  Production  `toml:"production"`
+	Development Development `toml:"development"`
+}
+
+// VerityError is the kernel's reaction to a corrupted block.
+type VerityError string
+
+const (
+	VerityRestart VerityError = "restart" // restart_on_corruption
+	VerityPanic   VerityError = "panic"   // panic_on_corruption
+	VerityEIO     VerityError = "eio"     // the read fails with EIO
+)
+
+// Production is what a production boot must get.
+type Production struct {
+	Roots       []Root      `toml:"root"`         // accepted root images (A/B), tried in order
+	VerityError VerityError `toml:"verity_error"` // default "restart"
+	// LockModules sets kernel.modules_disabled=1 before switch_root. Default true.
+	LockModules *bool `toml:"lock_modules"`
+	// TPMRequired: refuse to boot when measuring fails. Default true.
+	TPMRequired *bool `toml:"tpm_required"`
+	// RollbackNVIndex is the TPM NV counter holding the lowest acceptable
+	// policy version; 0 disables rollback protection.
+	RollbackNVIndex uint32 `toml:"rollback_nv_index"`
+}
+
+// Root is one accepted dm-verity root image.
+type Root struct {
+	Name          string `toml:"name"`           // free label ("A", "B", "2026.11")
+	RootHash      string `toml:"root_hash"`      // lowercase hex
+	HashAlgorithm string `toml:"hash_algorithm"` // "sha256" (default) or "sha512"
+	Salt          string `toml:"salt"`           // optional hex; when set must equal the superblock's
+	DataBlocks    uint64 `toml:"data_blocks"`    // optional; when set must equal the superblock's
+	// Optional explicit selectors (partition labels) instead of the
+	// Discoverable Partitions PARTUUID rule.
+	DataPartLabel string `toml:"data_partlabel"`
+	HashPartLabel string `toml:"hash_partlabel"`
+}
+
+// Development says who may boot the development profile and how.
+// Development is "never" unless one of the Allow* fields grants it.
+type Development struct {
+	AllowBoards  []string `toml:"allow_boards"`  // every device of these boards
+	AllowDevices []Device `toml:"allow_devices"` // these individual devices
+	AllowGrants  bool     `toml:"allow_grants"`  // devices holding a valid signed grant
+
+	Upper          string `toml:"upper"`           // "tmpfs" (default) or "partition"
+	UpperPartLabel string `toml:"upper_partlabel"` // GPT label of the persistent upper
+	CreateUpper    bool   `toml:"create_upper"`    // mkfs the upper when it is empty
+	// VerifyLower keeps dm-verity on the overlay's lower layer. Default true.
+	VerifyLower *bool `toml:"verify_lower"`
+	RescueShell bool  `toml:"rescue_shell"`
+}
+
+// Device names one unit: its board and its unique ID (serial, or DMI UUID).
+type Device struct {
+	Board    string `toml:"board"`
+	DeviceID string `toml:"device_id"`
+}
+
+// LockModules reports whether production locks module loading.
+func (p Production) LocksModules() bool { return p.LockModules == nil || *p.LockModules }
+
+// RequiresTPM reports whether production refuses to boot without measurements.
+func (p Production) RequiresTPM() bool { return p.TPMRequired == nil || *p.TPMRequired }
+
+// VerifiesLower reports whether the development lower layer stays verity-checked.
+func (d Development) VerifiesLower() bool { return d.VerifyLower == nil || *d.VerifyLower }
+
+// PCRIndex returns the PCR to extend.
+func (p *Policy) PCRIndex() int {
+	if p.PCR == 0 {
+		return DefaultPCR
+	}
+	return p.PCR
+}
