@@ -99,3 +99,29 @@ func (p *Policy) PCRIndex() int {
 	}
 	return p.PCR
 }
+
+// Normalized returns a copy with every default written out (pcr, the
+// booleans, hash_algorithm, verity_error, upper), for display and for
+// comparing policies; it parses back to an equal policy.
+func (p *Policy) Normalized() *Policy {
+	n := *p
+	n.PCR = p.PCRIndex()
+	n.Boards = append([]string(nil), p.Boards...)
+	n.Production.Roots = append([]Root(nil), p.Production.Roots...)
+	for i := range n.Production.Roots {
+		if n.Production.Roots[i].HashAlgorithm == "" {
+			n.Production.Roots[i].HashAlgorithm = "sha256"
+		}
+	}
+	if n.Production.VerityError == "" {
+		n.Production.VerityError = VerityRestart
+	}
+	lock, tpm, lower := p.Production.LocksModules(), p.Production.RequiresTPM(), p.Development.VerifiesLower()
+	n.Production.LockModules, n.Production.TPMRequired, n.Development.VerifyLower = &lock, &tpm, &lower
+	n.Development.AllowBoards = append([]string(nil), p.Development.AllowBoards...)
+	n.Development.AllowDevices = append([]Device(nil), p.Development.AllowDevices...)
+	if n.Development.Upper == "" {
+		n.Development.Upper = UpperTmpfs
+	}
+	return &n
+}

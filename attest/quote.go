@@ -1,0 +1,220 @@
+package attest
+
+import (
+	"bufio"
+	"bytes"
+	"crypto"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/google/go-tpm/tpm2"
+	"github.com/google/go-tpm/tpm2/transport"
+
+	"github.com/mcinit/mcinit/measure"
+)
+
+// Evidence file names inside an attestation directory.
+const (
+	FileQuote    = "quote.bin"    // TPMS_ATTEST, the signed message
+	FileSig      = "quote.sig"    // TPMT_SIGNATURE
+	FileAKPub    = "ak.pub"       // AK public key, PEM
+	FileEventLog = "eventlog.bin" // mcinit's event log
+	FilePCRs     = "pcrs.txt"     // "bank:pcr=hex" lines, as read at quote time
+	FilePCRsBin  = "pcrs.bin"     // the same values concatenated (tpm2_checkquote -f)
+)
+
+// Bounds for evidence read from untrusted files.
+const (
+	MaxQuoteSize = 4096
+	MaxSigSize   = 1024
+	MaxNonceSize = 64
+	maxPCRsText  = 4096
+)
+
+// PCRValue is one PCR of one bank.
+type PCRValue struct {
+	Bank  crypto.Hash
+	Index int
+	Value []byte
+}
+
+// Evidence is what a device sends to the verifier.
+type Evidence struct {
+	Quote     []byte     // TPMS_ATTEST bytes
+	Signature []byte     // TPMT_SIGNATURE bytes
+	AKPub     []byte     // PEM; informational, the verifier uses the enrolled key
+	EventLog  []byte     // mcinit's crypto-agile log
+	PCRs      []PCRValue // PCR_Read at quote time; informational
+}
+
+// Selection selects pcr in every bank, in the given order.
+func Selection(pcr int, banks []crypto.Hash) tpm2.TPMLPCRSelection {
+	var sel tpm2.TPMLPCRSelection
+	for _, h := range banks {
+		sel.PCRSelections = append(sel.PCRSelections, tpm2.TPMSPCRSelection{
+			Hash:      tpm2.TPMIAlgHash(measure.AlgID(h)),
+			PCRSelect: tpm2.PCClientCompatible.PCRs(uint(pcr)),
+		})
+	}
+	return sel
+}
+
+// Quote loads the AK, quotes pcr in every bank with the nonce and reads
+// the PCR values; the event log is the caller's to add.
+func Quote(tpm transport.TPM, pcr int, banks []crypto.Hash, nonce []byte) (*Evidence, error) {
+	if len(nonce) == 0 || len(nonce) > MaxNonceSize {
+		return nil, fmt.Errorf("quote: nonce of %d bytes, want 1-%d", len(nonce), MaxNonceSize)
+	}
+	ak, err := LoadAK(tpm)
+	if err != nil {
+		return nil, err
+	}
+	defer ak.Close()
+	sel := Selection(pcr, banks)
+	q, err := tpm2.Quote{
+		SignHandle:     tpm2.AuthHandle{Handle: ak.Handle, Name: ak.Name, Auth: tpm2.PasswordAuth(nil)},
+		QualifyingData: tpm2.TPM2BData{Buffer: nonce},
+		InScheme:       tpm2.TPMTSigScheme{Scheme: tpm2.TPMAlgNull},
+		PCRSelect:      sel,
+	}.Execute(tpm)
+	if err != nil {
+		return nil, fmt.Errorf("quote: TPM2_Quote: %w", err)
+	}
+	pemPub, err := MarshalPublicPEM(ak.Public)
+	if err != nil {
+		return nil, err
+	}
+	ev := &Evidence{Quote: q.Quoted.Bytes(), Signature: tpm2.Marshal(&q.Signature), AKPub: pemPub}
+	for _, h := range banks {
+		rsp, err := tpm2.PCRRead{PCRSelectionIn: Selection(pcr, []crypto.Hash{h})}.Execute(tpm)
+		if err != nil {
+			return nil, fmt.Errorf("quote: TPM2_PCR_Read %s: %w", measure.BankName(h), err)
+		}
+		if len(rsp.PCRValues.Digests) != 1 {
+			return nil, fmt.Errorf("quote: TPM2_PCR_Read %s:%d returned %d values", measure.BankName(h), pcr, len(rsp.PCRValues.Digests))
+		}
+		ev.PCRs = append(ev.PCRs, PCRValue{Bank: h, Index: pcr, Value: rsp.PCRValues.Digests[0].Buffer})
+	}
+	return ev, nil
+}
+
+// FormatPCRs renders PCR values as "sha256:13=<hex>" lines.
+func FormatPCRs(vs []PCRValue) []byte {
+	var b bytes.Buffer
+	for _, v := range vs {
+		fmt.Fprintf(&b, "%s:%d=%x\n", measure.BankName(v.Bank), v.Index, v.Value)
+	}
+	return b.Bytes()
+}
+
+// ParsePCRs reads FormatPCRs' output.
+func ParsePCRs(b []byte) ([]PCRValue, error) {
+	if len(b) > maxPCRsText {
+		return nil, fmt.Errorf("pcrs: %d bytes, more than %d", len(b), maxPCRsText)
+	}
+	var out []PCRValue
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for n := 1; sc.Scan(); n++ {
+		bank, rest, ok1 := strings.Cut(sc.Text(), ":")
+		idx, val, ok2 := strings.Cut(rest, "=")
+		if !ok1 || !ok2 {
+			return nil, fmt.Errorf("pcrs line %d: want bank:pcr=hex", n)
+		}
+		h := bankByName(bank)
+		i, err := strconv.Atoi(idx)
+		if h == 0 || err != nil || i < 0 || i > 23 {
+			return nil, fmt.Errorf("pcrs line %d: bad bank or PCR %q", n, bank+":"+idx)
+		}
+		v, err := hex.DecodeString(val)
+		if err != nil || len(v) != h.Size() {
+			return nil, fmt.Errorf("pcrs line %d: %s value is not %d hex bytes", n, bank, h.Size())
+		}
+		out = append(out, PCRValue{Bank: h, Index: i, Value: v})
+	}
+	return out, nil
+}
+
+func bankByName(s string) crypto.Hash {
+	for _, h := range []crypto.Hash{crypto.SHA1, crypto.SHA256, crypto.SHA384, crypto.SHA512} {
+		if measure.BankName(h) == s {
+			return h
+		}
+	}
+	return 0
+}
+
+// WriteDir writes the evidence files into dir (created if needed).
+func (e *Evidence) WriteDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var bin []byte
+	for _, v := range e.PCRs {
+		bin = append(bin, v.Value...)
+	}
+	files := []struct {
+		name string
+		data []byte
+	}{
+		{FileQuote, e.Quote}, {FileSig, e.Signature}, {FileAKPub, e.AKPub},
+		{FileEventLog, e.EventLog}, {FilePCRs, FormatPCRs(e.PCRs)}, {FilePCRsBin, bin},
+	}
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(dir, f.name), f.data, 0o644); err != nil {
+			return fmt.Errorf("write evidence: %w", err)
+		}
+	}
+	return nil
+}
+
+// ReadDir reads evidence written by WriteDir, bounding every file.
+// ak.pub and the PCR files are optional.
+func ReadDir(dir string) (*Evidence, error) {
+	read := func(name string, max int64, optional bool) ([]byte, error) {
+		p := filepath.Join(dir, name)
+		f, err := os.Open(p)
+		if err != nil {
+			if optional && errors.Is(err, os.ErrNotExist) {
+				return nil, nil
+			}
+			return nil, err
+		}
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, max+1))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		if int64(len(b)) > max {
+			return nil, fmt.Errorf("%s: more than %d bytes", p, max)
+		}
+		return b, nil
+	}
+	var e Evidence
+	var err error
+	if e.Quote, err = read(FileQuote, MaxQuoteSize, false); err != nil {
+		return nil, err
+	}
+	if e.Signature, err = read(FileSig, MaxSigSize, false); err != nil {
+		return nil, err
+	}
+	if e.EventLog, err = read(FileEventLog, measure.MaxLogSize, false); err != nil {
+		return nil, err
+	}
+	if e.AKPub, err = read(FileAKPub, 4096, true); err != nil {
+		return nil, err
+	}
+	txt, err := read(FilePCRs, maxPCRsText, true)
+	if err != nil {
+		return nil, err
+	}
+	if e.PCRs, err = ParsePCRs(txt); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, FilePCRs), err)
+	}
+	return &e, nil
+}

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/mcinit/mcinit/policy"
+)
+
+func init() {
+	register("grant", "write and sign a per-device development grant (or: grant sign|verify)", runGrant)
+}
+
+const grantUsage = `usage: mcinit grant -board B -device ID [-min-version N] [-max-version N] -key KEY.key -out G.toml
+       mcinit grant sign -key KEY.key | -raw-signature SIG.bin -pubkey KEY.pub [-sig FILE] G.toml
+       mcinit grant verify -keys DIR [-sig FILE] G.toml
+
+The grant is written to G.toml and signed into G.toml.sig; add the
+signatures of further keys with "grant sign" until the key set's threshold
+is met.`
+
+func runGrant(args []string) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "sign":
+			return polSignCmd("grant sign", args[1:], func(b []byte) error { _, err := policy.ParseGrant(b); return err }, policy.MaxGrantSize)
+		case "verify":
+			return runGrantVerify(args[1:])
+		}
+	}
+	fs := flag.NewFlagSet("grant", flag.ContinueOnError)
+	board := fs.String("board", "", "board name (from boards/)")
+	device := fs.String("device", "", "device ID: serial number or DMI system UUID, as mcinit identify prints it")
+	minV := fs.String("min-version", "", "lowest policy version the grant is valid for")
+	maxV := fs.String("max-version", "", "highest policy version the grant is valid for")
+	key := fs.String("key", "", "private key to sign with")
+	out := fs.String("out", "", "grant file to write (must not exist); the signature goes to OUT.sig")
+	fs.Usage = func() { fmt.Fprintln(fs.Output(), grantUsage); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		return usagef("%v", err)
+	}
+	if fs.NArg() != 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if *board == "" || *device == "" || *key == "" || *out == "" {
+		return usagef("-board, -device, -key and -out are required")
+	}
+	var b strings.Builder
+	b.WriteString("# mcinit development grant: development allowed on this one device.\n")
+	fmt.Fprintf(&b, "format = %d\nboard = %s\ndevice_id = %s\n", policy.GrantFormat, strconv.Quote(*board), strconv.Quote(*device))
+	for _, v := range []struct{ flag, field, val string }{{"min-version", "min_policy_version", *minV}, {"max-version", "max_policy_version", *maxV}} {
+		if v.val == "" {
+			continue
+		}
+		n, err := strconv.ParseUint(v.val, 10, 63)
+		if err != nil {
+			return usagef("-%s: %q is not a version number", v.flag, v.val)
+		}
+		fmt.Fprintf(&b, "%s = %d\n", v.field, n)
+	}
+	doc := []byte(b.String())
+	// Check before writing: strconv.Quote is valid TOML for printable ASCII only.
+	if _, err := policy.ParseGrant(doc); err != nil {
+		return usagef("grant: %v", err)
+	}
+	if err := polWriteNew(*out, doc, 0o644); err != nil {
+		return err
+	}
+	return polSignCmd("grant", []string{"-key", *key, *out}, func([]byte) error { return nil }, policy.MaxGrantSize)
+}
+
+func runGrantVerify(args []string) error {
+	fs := flag.NewFlagSet("grant verify", flag.ContinueOnError)
+	keys := fs.String("keys", "", "key set directory (*.pem and keyset.toml)")
+	sigFile := fs.String("sig", "", "signature file (default G.toml.sig)")
+	if err := fs.Parse(args); err != nil {
+		return usagef("%v", err)
+	}
+	if fs.NArg() != 1 || *keys == "" {
+		return usagef("usage: mcinit grant verify -keys DIR [-sig FILE] G.toml")
+	}
+	ks, err := policy.LoadKeySetDir(*keys)
+	if err != nil {
+		return err
+	}
+	g, err := polVerifyGrant(fs.Arg(0), *sigFile, ks)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("OK %s: %s, signed by %s\n", fs.Arg(0), g, strings.Join(g.SignedBy, ", "))
+	return nil
+}
+
+func polVerifyGrant(doc, sigFile string, ks *policy.KeySet) (*policy.Grant, error) {
+	if sigFile == "" {
+		sigFile = doc + ".sig"
+	}
+	msg, err := polReadFile(doc, policy.MaxGrantSize)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := polReadFile(sigFile, policy.MaxSignatureFile)
+	if err != nil {
+		return nil, err
+	}
+	g, err := policy.VerifyGrant(msg, sig, ks)
+	if err != nil {
+		return nil, rejected(fmt.Errorf("%s: %w", doc, err))
+	}
+	return g, nil
+}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/mcinit/mcinit/boards"
+	"github.com/mcinit/mcinit/identity"
+)
+
+func init() {
+	register("identify", "print this machine's (or a DTB/SMBIOS dump's) identity and matching board", runIdentify)
+}
+
+func runIdentify(args []string) error {
+	fs := flag.NewFlagSet("identify", flag.ContinueOnError)
+	dtb := fs.String("dtb", "", "read a flattened device tree `FILE` instead of this machine")
+	smb := fs.String("smbios", "", "read SMBIOS from `FILE|DIR`: a raw dump (dmidecode --dump-bin), a tables directory (smbios_entry_point + DMI) or a /sys/class/dmi/id copy")
+	boardDir := fs.String("boards", "", "board files `DIR` (default: the built-in boards)")
+	generic := fs.Bool("allow-generic", false, "fall back to the generic board when none matches")
+	sysRoot := fs.String("root", "/", "system `ROOT` holding sys/ when reading this machine")
+	if err := fs.Parse(args); err != nil {
+		return usagef("%v", err)
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if *dtb != "" && *smb != "" {
+		return usagef("give at most one of --dtb and --smbios")
+	}
+	var (
+		id  identity.Identity
+		err error
+	)
+	switch {
+	case *dtb != "":
+		var b []byte
+		if b, err = readFileMax(*dtb, identity.MaxDTBSize); err == nil {
+			id, err = identity.FromDTB(b)
+		}
+	case *smb != "":
+		id, err = readSMBIOSPath(*smb)
+	default:
+		id, err = identity.Read(*sysRoot)
+	}
+	if err != nil {
+		return err
+	}
+	set, err := loadBoards(*boardDir)
+	if err != nil {
+		return err
+	}
+	printIdentity(id)
+	b, merr := set.Match(id, *generic)
+	if merr != nil {
+		fmt.Printf("board:           (none)\n")
+		return rejected(merr)
+	}
+	fmt.Printf("board:           %s\n", b.Name)
+	return nil
+}
+
+func loadBoards(dir string) (*boards.Set, error) {
+	if dir == "" {
+		return boards.Shipped()
+	}
+	return boards.Load(os.DirFS(dir))
+}
+
+func printIdentity(id identity.Identity) {
+	fmt.Printf("identity:        %s\n", id)
+	fmt.Printf("device id:       %s\n", id.DeviceID())
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Printf("%-16s %s\n", k+":", v)
+		}
+	}
+	row("source", string(id.Source))
+	row("arch", id.Arch)
+	row("compatible", strings.Join(id.Compatible, " "))
+	row("model", id.Model)
+	row("sys_vendor", id.SysVendor)
+	row("product_name", id.ProductName)
+	row("product_version", id.ProductVersion)
+	row("product_family", id.ProductFamily)
+	row("product_sku", id.ProductSKU)
+	row("board_vendor", id.BoardVendor)
+	row("board_name", id.BoardName)
+	row("board_version", id.BoardVersion)
+	row("serial", id.Serial)
+	row("uuid", id.SystemUUID)
+}
+
+// readSMBIOSPath accepts the three usual shapes of SMBIOS data.
+func readSMBIOSPath(p string) (identity.Identity, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return identity.Identity{}, err
+	}
+	if fi.IsDir() {
+		ep := filepath.Join(p, "smbios_entry_point")
+		if _, err := os.Stat(ep); err == nil {
+			e, err := readFileMax(ep, 64)
+			if err != nil {
+				return identity.Identity{}, err
+			}
+			t, err := readFileMax(filepath.Join(p, "DMI"), identity.MaxSMBIOSSize)
+			if err != nil {
+				return identity.Identity{}, err
+			}
+			return identity.FromSMBIOS(e, t)
+		}
+		return identity.FromDMIDir(p)
+	}
+	b, err := readFileMax(p, identity.MaxSMBIOSSize+64)
+	if err != nil {
+		return identity.Identity{}, err
+	}
+	return identity.FromSMBIOSDump(b)
+}
+
+func readFileMax(p string, max int64) ([]byte, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() > max {
+		return nil, fmt.Errorf("%s: larger than %d bytes", p, max)
+	}
+	return os.ReadFile(p)
+}

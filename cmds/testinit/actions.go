@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	actionsParam = "mcinit_test.actions" // comma-separated list
+	actionParam  = "mcinit_test.action"  // one action, may contain commas
+	execTimeout  = 60 * time.Second
+	maxActions   = 32
+	maxExecOut   = 256 << 10
+	markerPath   = "var/mcinit-marker"
+)
+
+// parseActions returns the actions named on the kernel command line, in
+// order of appearance.
+func parseActions(cmdline string) []string {
+	var acts []string
+	for _, p := range splitCmdline(cmdline) {
+		k, v, _ := strings.Cut(p, "=")
+		switch k {
+		case actionsParam:
+			for _, a := range strings.Split(v, ",") {
+				if a = strings.TrimSpace(a); a != "" {
+					acts = append(acts, a)
+				}
+			}
+		case actionParam:
+			if v != "" {
+				acts = append(acts, v)
+			}
+		}
+	}
+	if len(acts) > maxActions {
+		acts = acts[:maxActions]
+	}
+	return acts
+}
+
+// splitCmdline splits a kernel command line the way the kernel does:
+// whitespace separates parameters, double quotes group and are removed.
+func splitCmdline(s string) []string {
+	var out []string
+	var cur strings.Builder
+	inQuote, have := false, false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"':
+			inQuote = !inQuote
+			have = true
+		case !inQuote && (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == 0):
+			if have {
+				out = append(out, cur.String())
+				cur.Reset()
+				have = false
+			}
+		default:
+			cur.WriteByte(c)
+			have = true
+		}
+	}
+	if have {
+		out = append(out, cur.String())
+	}
+	return out
+}
+
+// runAction runs one action and reports its outcome as
+// action.<i>.<name>[.<field>]=... lines.
+func runAction(r *reporter, i int, a string) {
+	name, arg, _ := strings.Cut(a, "=")
+	key := "action." + strconv.Itoa(i) + "." + name
+	switch name {
+	case "write-marker":
+		if arg == "" {
+			arg = "mcinit-marker"
+		}
+		if err := writeMarker("/", arg); err != nil {
+			r.kv(key, "error: "+errName(err))
+			return
+		}
+		r.kv(key, "ok")
+	case "read-file":
+		r.kv(key, arg+" "+hashFile(arg))
+	case "exec":
+		rc, out := runExec(arg)
+		r.kv(key+".rc", rc)
+		r.kv(key+".out", out)
+	case "sleep":
+		// For timeout tests: sleep the given seconds (bounded by the watchdog).
+		d, err := strconv.Atoi(arg)
+		if err != nil || d < 0 {
+			r.kv(key, "error: bad seconds")
+			return
+		}
+		time.Sleep(time.Duration(d) * time.Second)
+		r.kv(key, "ok")
+	default:
+		r.kv(key, "error: unknown action")
+	}
+}
+
+// writeMarker creates root/var/mcinit-marker durably.
+func writeMarker(root, content string) error {
+	p := filepath.Join(root, markerPath)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(content); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	unix.Sync()
+	return nil
+}
+
+// hashFile returns "sha256=<hex> size=<n>" or "error=<ERRNO>".
+func hashFile(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return "error=" + errName(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "error=" + errName(err)
+	}
+	return fmt.Sprintf("sha256=%s size=%d", hex.EncodeToString(h.Sum(nil)), n)
+}
+
+// runExec runs "path arg..." (space-separated) with a timeout and returns
+// its exit status and combined output (bounded).
+func runExec(cmdline string) (rc, out string) {
+	args := strings.Fields(cmdline)
+	if len(args) == 0 {
+		return "error: empty command", ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), execTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	var buf limitedBuffer
+	buf.max = maxExecOut
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		rc = "0"
+	case errors.As(err, &ee):
+		rc = strconv.Itoa(ee.ExitCode())
+		if ctx.Err() != nil {
+			rc = "timeout"
+		}
+	default:
+		rc = "error: " + errName(err)
+	}
+	return rc, buf.String()
+}
+
+// limitedBuffer keeps the first max bytes written to it.
+type limitedBuffer struct {
+	bytes.Buffer
+	max int
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	if room := b.max - b.Len(); room > 0 {
+		if len(p) > room {
+			b.Buffer.Write(p[:room])
+		} else {
+			b.Buffer.Write(p)
+		}
+	}
+	return len(p), nil
+}

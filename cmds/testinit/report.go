@@ -1,0 +1,269 @@
+package main
+
+import (
+	"bufio"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"unicode/utf8"
+
+	"golang.org/x/sys/unix"
+)
+
+// Bounds on what the report copies, so a large /run/mcinit cannot flood
+// the console.
+const (
+	maxInline    = 200     // values longer than this, or not one printable line, go base64
+	maxFileBytes = 1 << 20 // per /run/mcinit file
+	maxRunFiles  = 64
+)
+
+// reporter writes key=value lines.
+type reporter struct{ w io.Writer }
+
+// kv writes key=value when value is one short printable line, and
+// key.b64=<base64> otherwise.
+func (r *reporter) kv(key, value string) {
+	if printableLine(value) && len(value) <= maxInline {
+		fmt.Fprintf(r.w, "%s=%s\n", key, value)
+		return
+	}
+	fmt.Fprintf(r.w, "%s.b64=%s\n", key, base64.StdEncoding.EncodeToString([]byte(value)))
+}
+
+func printableLine(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, c := range s {
+		if c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// sys holds the paths the report reads, so tests can point it at a tree.
+type sys struct {
+	root, proc, run string
+}
+
+func (s sys) report(r *reporter) {
+	if up, err := readSmall(s.proc+"/uptime", 256); err == nil {
+		if f := strings.Fields(up); len(f) > 0 {
+			r.kv("uptime", f[0])
+		}
+	} else {
+		r.kv("uptime", "error: "+errName(err))
+	}
+	if p, err := readSmall(s.run+"/mcinit/profile", 256); err == nil {
+		r.kv("profile", strings.TrimSpace(p))
+	} else {
+		r.kv("profile", "absent")
+	}
+	s.runFiles(r)
+	s.mounts(r)
+	if v, err := readSmall(s.proc+"/sys/kernel/modules_disabled", 16); err == nil {
+		r.kv("modules_disabled", strings.TrimSpace(v))
+	} else {
+		r.kv("modules_disabled", "error: "+errName(err))
+	}
+	r.kv("root_writable", s.rootWritable())
+	if m, err := readSmall(filepath.Join(s.root, "var/mcinit-marker"), 4096); err == nil {
+		r.kv("marker", m)
+	} else {
+		r.kv("marker", "absent")
+	}
+}
+
+// runFiles reports every regular file under /run/mcinit, by path relative
+// to it: small text inline, the rest base64.
+func (s sys) runFiles(r *reporter) {
+	dir := s.run + "/mcinit"
+	var names []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			rel, _ := filepath.Rel(dir, p)
+			names = append(names, rel)
+		}
+		if len(names) >= maxRunFiles {
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		r.kv("run_mcinit", "error: "+errName(err))
+	}
+	if len(names) == 0 {
+		r.kv("run_mcinit", "absent")
+		return
+	}
+	sort.Strings(names)
+	r.kv("run_mcinit", strings.Join(names, ","))
+	for _, n := range names {
+		b, err := readSmall(filepath.Join(dir, n), maxFileBytes)
+		if err != nil {
+			r.kv("file."+n, "error: "+errName(err))
+			continue
+		}
+		r.kv("file."+n, strings.TrimSuffix(b, "\n"))
+	}
+}
+
+// mounts reports the root mount (source, fstype, ro/rw) and every mount as
+// mount.<mountpoint>=<fstype> <source> <options>.
+func (s sys) mounts(r *reporter) {
+	f, err := os.Open(s.proc + "/self/mountinfo")
+	if err != nil {
+		r.kv("mounts", "error: "+errName(err))
+		return
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(io.LimitReader(f, 1<<20))
+	n := 0
+	for sc.Scan() {
+		m, ok := parseMountinfo(sc.Text())
+		if !ok {
+			continue
+		}
+		n++
+		if m.point == "/" {
+			// The last mount on / is the visible one.
+			r.kv("root.source", m.source)
+			r.kv("root.fstype", m.fstype)
+			r.kv("root.mode", m.mode())
+		}
+		r.kv("mount."+m.point, m.fstype+" "+m.source+" "+m.options)
+	}
+	r.kv("mounts", strconv.Itoa(n))
+}
+
+// mountinfo is one line of /proc/self/mountinfo.
+type mountinfo struct {
+	point, options, fstype, source string
+}
+
+// mode is "ro" or "rw" from the per-mount options.
+func (m mountinfo) mode() string {
+	for _, o := range strings.Split(m.options, ",") {
+		if o == "ro" {
+			return "ro"
+		}
+	}
+	return "rw"
+}
+
+// parseMountinfo parses "id parent maj:min root point options [tags] - fstype source superopts".
+func parseMountinfo(line string) (mountinfo, bool) {
+	f := strings.Fields(line)
+	sep := -1
+	for i, x := range f {
+		if x == "-" && i >= 6 {
+			sep = i
+			break
+		}
+	}
+	if sep < 0 || len(f) < sep+3 {
+		return mountinfo{}, false
+	}
+	return mountinfo{point: f[4], options: f[5], fstype: f[sep+1], source: f[sep+2]}, true
+}
+
+func (s sys) rootWritable() string {
+	p := filepath.Join(s.root, ".testinit-probe")
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "no (" + errName(err) + ")"
+	}
+	f.Close()
+	os.Remove(p)
+	return "yes"
+}
+
+// readSmall reads at most limit bytes of a file.
+func readSmall(path string, limit int64) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit))
+	return string(b), err
+}
+
+// errName gives the errno name (EIO, EROFS, ...) when there is one.
+func errName(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		if n := unix.ErrnoName(errno); n != "" {
+			return n
+		}
+	}
+	return err.Error()
+}
+
+// kmsgStamp writes msg to /dev/kmsg and reads it back to learn its kernel
+// timestamp, in seconds as the console prints it.
+func kmsgStamp(msg string) (string, error) {
+	w, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0)
+	if err != nil {
+		return "", err
+	}
+	_, err = w.WriteString(msg + "\n")
+	w.Close()
+	if err != nil {
+		return "", err
+	}
+	fd, err := unix.Open("/dev/kmsg", unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 8192)
+	found := ""
+	for i := 0; i < 100000; i++ {
+		n, err := unix.Read(fd, buf)
+		if err == unix.EPIPE {
+			continue // overwritten records: keep reading
+		}
+		if err != nil || n <= 0 {
+			break
+		}
+		if us, text, ok := parseKmsg(string(buf[:n])); ok && text == msg {
+			found = fmt.Sprintf("%d.%06d", us/1e6, us%1e6)
+		}
+	}
+	if found == "" {
+		return "", errors.New("own kmsg record not found")
+	}
+	return found, nil
+}
+
+// parseKmsg parses one /dev/kmsg record "prio,seq,usec,flags[,...];text\n...".
+func parseKmsg(rec string) (usec uint64, text string, ok bool) {
+	head, rest, ok := strings.Cut(rec, ";")
+	if !ok {
+		return 0, "", false
+	}
+	f := strings.Split(head, ",")
+	if len(f) < 3 {
+		return 0, "", false
+	}
+	usec, err := strconv.ParseUint(f[2], 10, 64)
+	if err != nil {
+		return 0, "", false
+	}
+	text, _, _ = strings.Cut(rest, "\n")
+	return usec, text, true
+}

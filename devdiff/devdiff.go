@@ -1,0 +1,496 @@
+// Package devdiff lists and exports what a development boot changed: it
+// reads an overlayfs upper directory next to its lower (the original
+// image) and reports each added, modified, deleted, metadata-only changed
+// and opaque entry, as overlayfs itself would resolve them.
+//
+// The walk streams: it holds one directory's names per level of depth and
+// compares file contents chunk by chunk, never whole files or trees. The
+// only map it keeps is of upper inodes with more than one link, so hard
+// links can be carried into an export.
+package devdiff
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"sort"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Kind is the class of one change, printed as the first column of a listing.
+type Kind byte
+
+const (
+	Added    Kind = 'A' // not in the lower
+	Modified Kind = 'M' // content, symlink target, device number or file type differ
+	Deleted  Kind = 'D' // in the lower, gone from the merged view
+	Meta     Kind = 'm' // same content; mode, owner, xattrs, hard links (or mtime) differ
+	// Unchanged entries are reported only when an export needs them: the
+	// first path of a hard-linked inode (later links point at it) and an
+	// opaque directory whose own metadata did not change.
+	Unchanged Kind = '='
+)
+
+// FileType names a file's type as it appears in listings.
+type FileType string
+
+const (
+	TypeFile    FileType = "file"
+	TypeDir     FileType = "dir"
+	TypeSymlink FileType = "symlink"
+	TypeFIFO    FileType = "fifo"
+	TypeChar    FileType = "char"
+	TypeBlock   FileType = "block"
+	TypeSocket  FileType = "socket"
+)
+
+// Info is the state of one file in a layer.
+type Info struct {
+	Type    FileType
+	Perm    uint32 // permission, setuid, setgid and sticky bits (07777)
+	UID     uint32
+	GID     uint32
+	Size    int64
+	ModTime time.Time
+	Rdev    uint64 // device number of char and block nodes
+	Target  string // symlink target
+	Nlink   uint64
+	Xattrs  []Xattr // sorted by name; overlayfs's own xattrs removed
+	dev     uint64
+	ino     uint64
+}
+
+// Change is one entry of the difference between the lower and the merged view.
+type Change struct {
+	Kind Kind
+	Path string // slash-separated, rooted at the image: "/", "/etc/hostname"
+	// Opaque is set on an upper directory that hides all lower content
+	// below it (removed and recreated during development).
+	Opaque bool
+	// Why lists what differs for Modified and Meta: "type", "content",
+	// "target", "rdev", "mode", "owner", "xattrs", "mtime", "hardlink".
+	Why []string
+	// Info is the entry in the upper; for Deleted, the entry that was in
+	// the lower.
+	Info Info
+	// Lower is the entry the lower had at Path, nil when there was none.
+	Lower *Info
+	// LinkTo is an earlier reported Path sharing this entry's upper inode.
+	LinkTo string
+	// Source is the file in the upper layer to read content from; empty
+	// for Deleted.
+	Source string
+}
+
+// ReplacesLower reports whether applying the change must first remove
+// what the source tree has at Path: a deletion, or a change of file type.
+func (c *Change) ReplacesLower() bool {
+	return c.Kind == Deleted || (c.Lower != nil && c.Lower.Type != c.Info.Type)
+}
+
+// Options adjust what counts as a change.
+type Options struct {
+	// CompareTimes reports an mtime difference of non-directories as a
+	// metadata change. Off by default: copy-up keeps mtimes, but builds
+	// and editors touch files without changing them.
+	CompareTimes bool
+}
+
+// Walk compares the overlay upper directory with its lower directory and
+// calls fn for each change, parents before children and names in byte
+// order within a directory. It stops at the first error, fn's included.
+func Walk(upper, lower string, opts Options, fn func(*Change) error) error {
+	w := &walker{
+		opts:  opts,
+		fn:    fn,
+		links: map[devIno]linkHead{},
+		bufU:  make([]byte, 64<<10),
+		bufL:  make([]byte, 64<<10),
+	}
+	ui, err := w.stat(upper, true)
+	if err != nil {
+		return fmt.Errorf("upper: %w", err)
+	}
+	li, err := w.stat(lower, true)
+	if err != nil {
+		return fmt.Errorf("lower: %w", err)
+	}
+	if ui.Type != TypeDir {
+		return fmt.Errorf("upper %s: not a directory", upper)
+	}
+	if li.Type != TypeDir {
+		return fmt.Errorf("lower %s: not a directory", lower)
+	}
+	ui.Xattrs, li.Xattrs = ownXattrs(ui.Xattrs), ownXattrs(li.Xattrs)
+	return w.entry("/", upper, ui, rolePlain, lower, li)
+}
+
+type devIno struct{ dev, ino uint64 }
+
+// linkHead is the first reported path of a hard-linked upper inode, with
+// the lower inode that path had (zero when none).
+type linkHead struct {
+	path  string
+	lower devIno
+}
+
+type walker struct {
+	opts       Options
+	fn         func(*Change) error
+	links      map[devIno]linkHead
+	bufU, bufL []byte
+}
+
+// dir walks one upper directory. lowerDir is the matching lower directory,
+// "" when there is none; opaque says the lower entries are hidden.
+func (w *walker) dir(rel, upperDir, lowerDir string, opaque bool) error {
+	names, err := readNames(upperDir)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		up := filepath.Join(upperDir, name)
+		ui, err := w.stat(up, true)
+		if err != nil {
+			return err
+		}
+		r, err := classify(ui.mode(), ui.Rdev, ui.Size, ui.Xattrs)
+		if err != nil {
+			return fmt.Errorf("%s: %w", up, err)
+		}
+		ui.Xattrs = ownXattrs(ui.Xattrs)
+		var lp string
+		var li *Info
+		if lowerDir != "" {
+			lp = filepath.Join(lowerDir, name)
+			if li, err = w.statIfExists(lp); err != nil {
+				return err
+			}
+		}
+		p := path.Join(rel, name)
+		if r == roleWhiteout {
+			if li != nil {
+				if err := w.fn(&Change{Kind: Deleted, Path: p, Info: *li, Lower: li}); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if err := w.entry(p, up, ui, r, lp, li); err != nil {
+			return err
+		}
+	}
+	if !opaque || lowerDir == "" {
+		return nil
+	}
+	// An opaque directory hides every lower entry the upper does not have.
+	lnames, err := readNames(lowerDir)
+	if err != nil {
+		return err
+	}
+	for _, name := range lnames {
+		if _, found := slices.BinarySearch(names, name); found {
+			continue
+		}
+		li, err := w.stat(filepath.Join(lowerDir, name), false)
+		if err != nil {
+			return err
+		}
+		if err := w.fn(&Change{Kind: Deleted, Path: path.Join(rel, name), Info: *li, Lower: li}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// entry classifies one upper entry that is not a whiteout and reports it.
+// lp/li are the lower path and its state (li nil when absent).
+func (w *walker) entry(p, up string, ui *Info, r role, lp string, li *Info) error {
+	c := &Change{Path: p, Info: *ui, Lower: li, Source: up, Kind: Unchanged, Opaque: r == roleOpaqueDir}
+	switch {
+	case li == nil:
+		c.Kind = Added
+	case li.Type != ui.Type:
+		c.Kind, c.Why = Modified, []string{"type"}
+	default:
+		why, err := w.contentDiff(up, ui, lp, li)
+		if err != nil {
+			return err
+		}
+		if why != "" {
+			c.Kind, c.Why = Modified, []string{why}
+		}
+		if meta := w.metaDiff(ui, li); len(meta) > 0 {
+			c.Why = append(c.Why, meta...)
+			if c.Kind == Unchanged {
+				c.Kind = Meta
+			}
+		}
+	}
+	report := c.Kind != Unchanged || c.Opaque
+	if ui.Type != TypeDir && ui.Nlink > 1 {
+		// Overlayfs copies up files one by one, so an upper inode with
+		// several names was linked during development (or by the lower
+		// image, re-linked at copy-up with index=on).
+		key := devIno{ui.dev, ui.ino}
+		var lowerKey devIno
+		if li != nil {
+			lowerKey = devIno{li.dev, li.ino}
+		}
+		if head, ok := w.links[key]; ok {
+			c.LinkTo = head.path
+			if c.Kind == Unchanged && (li == nil || head.lower != lowerKey) {
+				c.Kind, c.Why = Meta, append(c.Why, "hardlink")
+			}
+		} else {
+			w.links[key] = linkHead{path: p, lower: lowerKey}
+		}
+		report = true
+	}
+	if report {
+		if err := w.fn(c); err != nil {
+			return err
+		}
+	}
+	if ui.Type != TypeDir {
+		return nil
+	}
+	if li == nil || li.Type != TypeDir {
+		lp = ""
+	}
+	return w.dir(p, up, lp, r == roleOpaqueDir)
+}
+
+// contentDiff names the content difference between two entries of the
+// same type, or returns "".
+func (w *walker) contentDiff(up string, ui *Info, lp string, li *Info) (string, error) {
+	switch ui.Type {
+	case TypeFile:
+		same, err := w.sameBytes(up, ui.Size, lp, li.Size)
+		if err != nil || same {
+			return "", err
+		}
+		return "content", nil
+	case TypeSymlink:
+		if ui.Target != li.Target {
+			return "target", nil
+		}
+	case TypeChar, TypeBlock:
+		if ui.Rdev != li.Rdev {
+			return "rdev", nil
+		}
+	}
+	return "", nil
+}
+
+func (w *walker) metaDiff(ui, li *Info) []string {
+	var why []string
+	// Symlink permissions are always 0777 on Linux and carry no meaning.
+	if ui.Perm != li.Perm && ui.Type != TypeSymlink {
+		why = append(why, "mode")
+	}
+	if ui.UID != li.UID || ui.GID != li.GID {
+		why = append(why, "owner")
+	}
+	if !equalXattrs(ui.Xattrs, li.Xattrs) {
+		why = append(why, "xattrs")
+	}
+	if w.opts.CompareTimes && ui.Type != TypeDir && !ui.ModTime.Equal(li.ModTime) {
+		why = append(why, "mtime")
+	}
+	return why
+}
+
+// sameBytes compares two files chunk by chunk.
+func (w *walker) sameBytes(a string, asize int64, b string, bsize int64) (bool, error) {
+	if asize != bsize {
+		return false, nil
+	}
+	fa, err := os.Open(a)
+	if err != nil {
+		return false, err
+	}
+	defer fa.Close()
+	fb, err := os.Open(b)
+	if err != nil {
+		return false, err
+	}
+	defer fb.Close()
+	for {
+		na, ea := io.ReadFull(fa, w.bufU)
+		nb, eb := io.ReadFull(fb, w.bufL[:len(w.bufU)])
+		if ea != nil && ea != io.EOF && ea != io.ErrUnexpectedEOF {
+			return false, fmt.Errorf("read %s: %w", a, ea)
+		}
+		if eb != nil && eb != io.EOF && eb != io.ErrUnexpectedEOF {
+			return false, fmt.Errorf("read %s: %w", b, eb)
+		}
+		if na != nb || string(w.bufU[:na]) != string(w.bufL[:nb]) {
+			return false, nil
+		}
+		if ea != nil || eb != nil {
+			return ea != nil && eb != nil, nil
+		}
+	}
+}
+
+func (w *walker) statIfExists(p string) (*Info, error) {
+	i, err := w.stat(p, true)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {
+		return nil, nil
+	}
+	if i != nil {
+		i.Xattrs = ownXattrs(i.Xattrs)
+	}
+	return i, err
+}
+
+// stat reads an entry's type, ownership, link target and (optionally)
+// xattrs without following symlinks.
+func (w *walker) stat(p string, xattrs bool) (*Info, error) {
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		return nil, &fs.PathError{Op: "lstat", Path: p, Err: err}
+	}
+	i := &Info{
+		Perm:    st.Mode & 0o7777,
+		UID:     st.Uid,
+		GID:     st.Gid,
+		Size:    st.Size,
+		ModTime: time.Unix(st.Mtim.Unix()),
+		Nlink:   uint64(st.Nlink),
+		dev:     uint64(st.Dev),
+		ino:     st.Ino,
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		i.Type = TypeFile
+	case unix.S_IFDIR:
+		i.Type = TypeDir
+	case unix.S_IFLNK:
+		i.Type = TypeSymlink
+		t, err := os.Readlink(p)
+		if err != nil {
+			return nil, err
+		}
+		i.Target = t
+	case unix.S_IFIFO:
+		i.Type = TypeFIFO
+	case unix.S_IFCHR:
+		i.Type, i.Rdev = TypeChar, uint64(st.Rdev)
+	case unix.S_IFBLK:
+		i.Type, i.Rdev = TypeBlock, uint64(st.Rdev)
+	case unix.S_IFSOCK:
+		i.Type = TypeSocket
+	default:
+		return nil, fmt.Errorf("%s: unknown file type %#o", p, st.Mode&unix.S_IFMT)
+	}
+	if i.Type != TypeFile {
+		i.Size = 0
+	}
+	if xattrs {
+		xs, err := readXattrs(p)
+		if err != nil {
+			return nil, err
+		}
+		i.Xattrs = xs
+	}
+	return i, nil
+}
+
+// mode rebuilds an fs.FileMode type for classify.
+func (i *Info) mode() fs.FileMode {
+	m := fs.FileMode(i.Perm & 0o777)
+	switch i.Type {
+	case TypeDir:
+		m |= fs.ModeDir
+	case TypeSymlink:
+		m |= fs.ModeSymlink
+	case TypeFIFO:
+		m |= fs.ModeNamedPipe
+	case TypeChar:
+		m |= fs.ModeDevice | fs.ModeCharDevice
+	case TypeBlock:
+		m |= fs.ModeDevice
+	case TypeSocket:
+		m |= fs.ModeSocket
+	}
+	return m
+}
+
+// readNames lists a directory sorted bytewise.
+func readNames(dir string) ([]string, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, fmt.Errorf("read directory %s: %w", dir, err)
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// readXattrs reads all xattrs of p (not following symlinks). A filesystem
+// without xattr support has none.
+func readXattrs(p string) ([]Xattr, error) {
+	buf, err := xattrCall(p, "llistxattr", func(b []byte) (int, error) { return unix.Llistxattr(p, b) })
+	if err != nil || len(buf) == 0 {
+		return nil, err
+	}
+	names, err := parseXattrNames(buf)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	xs := make([]Xattr, 0, len(names))
+	for _, n := range names {
+		v, err := xattrCall(p, "lgetxattr "+n, func(b []byte) (int, error) { return unix.Lgetxattr(p, n, b) })
+		if errors.Is(err, unix.ENODATA) {
+			continue // removed since the listing
+		}
+		if err != nil {
+			return nil, err
+		}
+		xs = append(xs, Xattr{Name: n, Value: v})
+	}
+	return xs, nil
+}
+
+// xattrCall runs a size-then-fetch xattr syscall, retrying when the value
+// grew in between, and bounds the size.
+func xattrCall(p, op string, call func([]byte) (int, error)) ([]byte, error) {
+	for range 4 {
+		n, err := call(nil)
+		if errors.Is(err, unix.ENOTSUP) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, &fs.PathError{Op: op, Path: p, Err: err}
+		}
+		if n > maxXattrValue {
+			return nil, fmt.Errorf("%s %s: %d bytes exceeds %d", op, p, n, maxXattrValue)
+		}
+		if n == 0 {
+			return []byte{}, nil
+		}
+		buf := make([]byte, n)
+		n, err = call(buf)
+		if errors.Is(err, unix.ERANGE) {
+			continue
+		}
+		if err != nil {
+			return nil, &fs.PathError{Op: op, Path: p, Err: err}
+		}
+		return buf[:n], nil
+	}
+	return nil, fmt.Errorf("%s %s: value keeps changing", op, p)
+}

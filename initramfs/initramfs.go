@@ -1,0 +1,225 @@
+// Package initramfs builds mcinit's initramfs image with u-root's mkuimage:
+// mcinit's /init (and, for development-capable images, a small rescue
+// toolset) as a busybox-style Go binary, plus the trusted configuration
+// (policy, signatures, keys, board files, grants) and exactly the kernel
+// modules the boards need. Builds are reproducible: the same inputs give a
+// byte-identical, gzip-compressed newc archive.
+package initramfs
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/u-root/gobusybox/src/pkg/golang"
+	"github.com/u-root/mkuimage/cpio"
+	"github.com/u-root/mkuimage/uimage"
+	"github.com/u-root/uio/llog"
+)
+
+// Paths inside the image; /init reads its configuration from here.
+const (
+	ConfigDir  = "etc/mcinit"
+	PolicyFile = ConfigDir + "/policy.toml"
+	SigFile    = ConfigDir + "/policy.toml.sig"
+	KeysDir    = ConfigDir + "/keys"
+	BoardsDir  = ConfigDir + "/boards"
+	GrantsDir  = ConfigDir + "/grants"
+	ModulesDir = "lib/modules"
+)
+
+// InitPackage is the Go package built as /init.
+const InitPackage = "github.com/mcinit/mcinit/cmds/init"
+
+// RescueCommands are the u-root core commands shipped in images that may
+// boot development, for the rescue shell. Production-only images carry none.
+var RescueCommands = []string{
+	"github.com/u-root/u-root/cmds/core/gosh",
+	"github.com/u-root/u-root/cmds/core/cat",
+	"github.com/u-root/u-root/cmds/core/cp",
+	"github.com/u-root/u-root/cmds/core/dmesg",
+	"github.com/u-root/u-root/cmds/core/echo",
+	"github.com/u-root/u-root/cmds/core/grep",
+	"github.com/u-root/u-root/cmds/core/insmod",
+	"github.com/u-root/u-root/cmds/core/ls",
+	"github.com/u-root/u-root/cmds/core/lsmod",
+	"github.com/u-root/u-root/cmds/core/mkdir",
+	"github.com/u-root/u-root/cmds/core/mount",
+	"github.com/u-root/u-root/cmds/core/mv",
+	"github.com/u-root/u-root/cmds/core/ps",
+	"github.com/u-root/u-root/cmds/core/rm",
+	"github.com/u-root/u-root/cmds/core/rmmod",
+	"github.com/u-root/u-root/cmds/core/shutdown",
+	"github.com/u-root/u-root/cmds/core/sync",
+	"github.com/u-root/u-root/cmds/core/umount",
+}
+
+// File is one file placed into the image with a fixed mode.
+type File struct {
+	Path string // inside the image, relative ("etc/mcinit/policy.toml")
+	Data []byte
+	Mode uint64 // permission bits
+}
+
+// Spec describes one image.
+type Spec struct {
+	Arch       string // GOARCH: amd64 or arm64
+	Files      []File
+	Rescue     bool   // include the rescue shell commands
+	ModuleRoot string // e.g. /work/kernel/lib/modules/6.1.0-57-cloud-amd64
+	// KernelRelease names lib/modules/<release> inside the image; it must
+	// equal the booted kernel's `uname -r`.
+	KernelRelease string
+	// ModuleFiles are module paths relative to ModuleRoot (dependency
+	// closure, as resolved by kmodules) and the modules.dep text for them.
+	ModuleFiles []string
+	ModulesDep  []byte
+	WorkDir     string // Go module root used to resolve packages ("" = cwd)
+	TempDir     string // scratch space ("" = os.TempDir)
+	Logger      *slog.Logger
+}
+
+// Build writes the gzip-compressed initramfs described by spec to w.
+func Build(spec Spec, w io.Writer) error {
+	if spec.Arch != "amd64" && spec.Arch != "arm64" {
+		return fmt.Errorf("initramfs: unsupported arch %q (want amd64 or arm64)", spec.Arch)
+	}
+	base, err := baseArchive(spec)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(spec.TempDir, "mcinit-initramfs-")
+	if err != nil {
+		return fmt.Errorf("initramfs: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+
+	cmds := []string{InitPackage}
+	if spec.Rescue {
+		cmds = append(cmds, RescueCommands...)
+	}
+	envOpts := []golang.Opt{golang.DisableCGO(), golang.WithGOOS("linux"), golang.WithGOARCH(spec.Arch)}
+	if spec.WorkDir != "" {
+		envOpts = append(envOpts, golang.WithWorkingDir(spec.WorkDir))
+	}
+	cpioPath := filepath.Join(tmp, "initramfs.cpio")
+	mods := []uimage.Modifier{
+		uimage.WithEnv(envOpts...),
+		uimage.WithTempDir(tmp),
+		uimage.WithBaseArchive(base),
+		uimage.WithBusyboxCommands(cmds...),
+		uimage.WithInit(path.Base(InitPackage)),
+		uimage.WithSkipLDD(),
+		uimage.WithCPIOOutput(cpioPath),
+	}
+	if spec.Rescue {
+		mods = append(mods, uimage.WithShell("gosh"))
+	}
+	l := llog.New(slog.LevelWarn, func(format string, a ...any) {
+		if spec.Logger != nil {
+			spec.Logger.Warn(fmt.Sprintf(format, a...))
+		}
+	})
+	if err := uimage.Create(l, mods...); err != nil {
+		return fmt.Errorf("initramfs: building with mkuimage: %w", err)
+	}
+	raw, err := os.ReadFile(cpioPath)
+	if err != nil {
+		return fmt.Errorf("initramfs: %w", err)
+	}
+	return compress(w, raw)
+}
+
+// compress gzips with a fixed header (no name, zero mtime) so the output is
+// a pure function of the input.
+func compress(w io.Writer, raw []byte) error {
+	zw, err := gzip.NewWriterLevel(w, gzip.BestCompression)
+	if err != nil {
+		return fmt.Errorf("initramfs: gzip: %w", err)
+	}
+	if _, err := zw.Write(raw); err != nil {
+		return fmt.Errorf("initramfs: gzip: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return fmt.Errorf("initramfs: gzip: %w", err)
+	}
+	return nil
+}
+
+// baseArchive holds everything that is not a Go binary: device nodes,
+// directories, configuration and kernel modules, all with fixed modes.
+func baseArchive(spec Spec) (*cpio.Archive, error) {
+	recs := []cpio.Record{
+		cpio.CharDev("dev/console", 0o600, 5, 1),
+		cpio.CharDev("dev/null", 0o666, 1, 3),
+	}
+	dirs := map[string]bool{}
+	for _, d := range []string{"dev", "proc", "sys", "run", "tmp", "newroot", "etc", ConfigDir, KeysDir, BoardsDir, GrantsDir} {
+		dirs[d] = true
+	}
+	files := append([]File(nil), spec.Files...)
+	if spec.ModuleRoot != "" && len(spec.ModuleFiles) > 0 {
+		if spec.KernelRelease == "" || strings.ContainsAny(spec.KernelRelease, "/ ") {
+			return nil, fmt.Errorf("initramfs: bad kernel release %q", spec.KernelRelease)
+		}
+		kdir := path.Join(ModulesDir, spec.KernelRelease)
+		for _, rel := range spec.ModuleFiles {
+			data, err := os.ReadFile(filepath.Join(spec.ModuleRoot, rel))
+			if err != nil {
+				return nil, fmt.Errorf("initramfs: module: %w", err)
+			}
+			files = append(files, File{Path: path.Join(kdir, rel), Data: data, Mode: 0o644})
+		}
+		files = append(files, File{Path: path.Join(kdir, "modules.dep"), Data: spec.ModulesDep, Mode: 0o644})
+	}
+	seen := map[string]bool{}
+	for _, f := range files {
+		p := path.Clean(strings.TrimPrefix(f.Path, "/"))
+		if p == "." || strings.HasPrefix(p, "../") || p == "init" {
+			return nil, fmt.Errorf("initramfs: refusing file path %q", f.Path)
+		}
+		if seen[p] {
+			return nil, fmt.Errorf("initramfs: file %q given twice", p)
+		}
+		seen[p] = true
+		for d := path.Dir(p); d != "."; d = path.Dir(d) {
+			dirs[d] = true
+		}
+		recs = append(recs, cpio.StaticRecord(f.Data, cpio.Info{Name: p, Mode: cpio.S_IFREG | (f.Mode & 0o7777)}))
+	}
+	for d := range dirs {
+		recs = append(recs, cpio.Directory(d, 0o755))
+	}
+	sort.Slice(recs, func(i, j int) bool { return recs[i].Name < recs[j].Name })
+	a, err := cpio.ArchiveFromRecords(recs)
+	if err != nil {
+		return nil, fmt.Errorf("initramfs: %w", err)
+	}
+	return a, nil
+}
+
+// ReadArchive lists the records of a gzip-compressed newc archive (for
+// tests and `mcinit initramfs -list`).
+func ReadArchive(gz []byte) ([]cpio.Record, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		return nil, fmt.Errorf("initramfs: %w", err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		return nil, fmt.Errorf("initramfs: %w", err)
+	}
+	recs, err := cpio.ReadAllRecords(cpio.Newc.Reader(bytes.NewReader(raw)))
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("initramfs: reading archive: %w", err)
+	}
+	return recs, nil
+}

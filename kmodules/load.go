@@ -1,0 +1,128 @@
+package kmodules
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mcinit/mcinit/boards"
+)
+
+// Loader inserts one module file with its parameters. It returns nil when
+// the module is loaded, including when it already was.
+type Loader func(path, params string) error
+
+// Load loads the board's modules and their dependencies from modRoot (in
+// /init: /lib/modules/<release>). A module starts loading as soon as every
+// module it needs has loaded, so independent modules load in parallel
+// (module init, not file reading, is most of the time). Parameters apply
+// to the listed modules only. Built-in and already-loaded modules are
+// fine; a missing module is an error naming it, and a failed module keeps
+// its dependents from being tried.
+func Load(modRoot string, mods []boards.Module) error {
+	return LoadWith(modRoot, mods, InsertFile)
+}
+
+// LoadWith is Load with the insertion done by load (tests use it to check
+// ordering without a kernel).
+func LoadWith(modRoot string, mods []boards.Module, load Loader) error {
+	names := make([]string, len(mods))
+	params := map[string]string{}
+	for i, m := range mods {
+		names[i] = m.Name
+		params[Name(m.Name)] = m.Params
+	}
+	deps, err := ResolveDeps(modRoot, names)
+	if err != nil {
+		return err
+	}
+	return loadGraph(deps, func(d Dep) error {
+		return load(filepath.Join(modRoot, filepath.FromSlash(d.Path)), params[d.Name])
+	})
+}
+
+// loadGraph runs load for every module once all of its dependencies
+// succeeded. deps is in dependency order (as ResolveDeps returns it).
+func loadGraph(deps []Dep, load func(Dep) error) error {
+	done := make(map[string]chan struct{}, len(deps))
+	failed := make(map[string]bool, len(deps))
+	for _, d := range deps {
+		done[d.Name] = make(chan struct{})
+	}
+	var (
+		mu   sync.Mutex
+		errs []string
+		wg   sync.WaitGroup
+	)
+	for _, d := range deps {
+		wg.Add(1)
+		go func(d Dep) {
+			defer wg.Done()
+			defer close(done[d.Name])
+			for _, p := range d.Deps {
+				if ch, ok := done[p]; ok {
+					<-ch
+				}
+			}
+			mu.Lock()
+			var blocked []string
+			for _, p := range d.Deps {
+				if failed[p] {
+					blocked = append(blocked, p)
+				}
+			}
+			if len(blocked) > 0 {
+				failed[d.Name] = true
+				mu.Unlock()
+				return // the failed dependency's own error says why
+			}
+			mu.Unlock()
+			if err := load(d); err != nil {
+				mu.Lock()
+				failed[d.Name] = true
+				errs = append(errs, fmt.Sprintf("module %s: %v", d.Name, err))
+				mu.Unlock()
+			}
+		}(d)
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// InsertFile loads one module file into the running kernel: finit_module on
+// a plain .ko (so LoadPin/IMA see the file), init_module on the
+// decompressed image of a compressed one. EEXIST (already loaded) is
+// success.
+func InsertFile(path, params string) error {
+	var err error
+	if strings.HasSuffix(path, ".ko") {
+		var fd int
+		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open %s: %w", path, err)
+		}
+		err = unix.FinitModule(fd, params, 0)
+		unix.Close(fd)
+	} else {
+		var img []byte
+		img, err = readModule(path)
+		if err != nil {
+			return err
+		}
+		err = unix.InitModule(img, params)
+	}
+	if errors.Is(err, unix.EEXIST) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("loading %s: %w", filepath.Base(path), err)
+	}
+	return nil
+}

@@ -1,0 +1,286 @@
+package measure
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/mcinit/mcinit/decide"
+)
+
+// Tag is an mcinit taggedEventID inside an EV_EVENT_TAG record. mcinit owns
+// the range 0x4D430000-0x4D43FFFF ("MC" in the high half); IDs are never
+// reused with a different meaning.
+type Tag uint32
+
+const (
+	TagPolicy    Tag = 0x4D430001 // SHA-256 of the raw signed policy file
+	TagKeySet    Tag = 0x4D430002 // trusted key IDs and threshold
+	TagBoard     Tag = 0x4D430003 // board name and identity
+	TagDecision  Tag = 0x4D430004 // request, profile, reason
+	TagRoot      Tag = 0x4D430005 // the root that was set up
+	TagFailure   Tag = 0x4D430006 // refusal cause
+	TagSeparator Tag = 0x4D430007 // leave-initramfs, always last
+)
+
+// String names the tag for logs and verdicts.
+func (t Tag) String() string {
+	switch t {
+	case TagPolicy:
+		return "policy"
+	case TagKeySet:
+		return "keyset"
+	case TagBoard:
+		return "board"
+	case TagDecision:
+		return "decision"
+	case TagRoot:
+		return "root"
+	case TagFailure:
+		return "failure"
+	case TagSeparator:
+		return "separator"
+	}
+	return fmt.Sprintf("tag-%#08x", uint32(t))
+}
+
+// MaxEventData bounds the data of one mcinit event.
+const MaxEventData = 4096
+
+// maxValue bounds one value before escaping.
+const maxValue = 512
+
+// SeparatorData is the data of the final event.
+const SeparatorData = "leave-initramfs"
+
+// Event is one mcinit measurement: a tag and its canonical data.
+type Event struct {
+	Tag  Tag
+	Data []byte
+}
+
+// TaggedEvent is the TCG_PCClientTaggedEvent structure carried in the event
+// field of the log record: taggedEventID u32, taggedEventDataSize u32 (both
+// little-endian), data. Its hash, per bank, is what is extended.
+func (e Event) TaggedEvent() []byte {
+	b := make([]byte, 8, 8+len(e.Data))
+	putLE32(b[0:], uint32(e.Tag))
+	putLE32(b[4:], uint32(len(e.Data)))
+	return append(b, e.Data...)
+}
+
+// String is a one-line rendering for humans.
+func (e Event) String() string {
+	return e.Tag.String() + ": " + strings.ReplaceAll(strings.TrimSuffix(string(e.Data), "\n"), "\n", " ")
+}
+
+// field is one key=value line.
+type field struct{ k, v string }
+
+// encode renders fields as canonical `key=value\n` lines.
+func encode(tag Tag, fs ...field) Event {
+	var b bytes.Buffer
+	for _, f := range fs {
+		b.WriteString(f.k)
+		b.WriteByte('=')
+		b.WriteString(escape(f.v))
+		b.WriteByte('\n')
+	}
+	return Event{Tag: tag, Data: b.Bytes()}
+}
+
+// escape makes a value printable and newline-free: bytes outside 0x20-0x7E
+// and '%' become %XX (uppercase hex). Values longer than maxValue are cut;
+// every encoder goes through here, so the result stays canonical.
+func escape(s string) string {
+	if len(s) > maxValue {
+		s = s[:maxValue]
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == '%' {
+			fmt.Fprintf(&b, "%%%02X", c)
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+func unescape(s string) (string, error) {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '%' {
+			b.WriteByte(c)
+			continue
+		}
+		if i+2 >= len(s) {
+			return "", fmt.Errorf("truncated escape at byte %d", i)
+		}
+		v, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
+		if err != nil {
+			return "", fmt.Errorf("bad escape at byte %d", i)
+		}
+		b.WriteByte(byte(v))
+		i += 2
+	}
+	return b.String(), nil
+}
+
+// PolicyEvent measures the raw signed policy bytes before they are parsed.
+func PolicyEvent(raw []byte) Event {
+	d := sha256.Sum256(raw)
+	return encode(TagPolicy, field{"policy-sha256", hex.EncodeToString(d[:])})
+}
+
+// KeySetEvent measures the trusted keys (IDs = lowercase hex SHA-256 of the
+// PKIX DER) and the signature threshold. IDs are sorted and de-duplicated,
+// so the event does not depend on directory order.
+func KeySetEvent(keyIDs []string, threshold int) Event {
+	ids := make([]string, 0, len(keyIDs))
+	seen := map[string]bool{}
+	for _, id := range keyIDs {
+		id = strings.ToLower(id)
+		if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	fs := []field{{"threshold", strconv.Itoa(threshold)}}
+	for _, id := range ids {
+		fs = append(fs, field{"key", id})
+	}
+	return encode(TagKeySet, fs...)
+}
+
+// BoardEvent measures the matched board name and the identity's canonical string.
+func BoardEvent(board, identity string) Event {
+	return encode(TagBoard, field{"board", board}, field{"identity", identity})
+}
+
+// DecisionEvent measures a boot decision. Only the three closed-set fields
+// enter the event, so AllDecisionEvents enumerates every possible digest.
+func DecisionEvent(request decide.Request, profile decide.Profile, reason decide.Reason) Event {
+	return encode(TagDecision,
+		field{"request", string(request)},
+		field{"profile", string(profile)},
+		field{"reason", string(reason)})
+}
+
+// Requests, Profiles and Reasons are the closed value sets of a decision.
+var (
+	requests = []decide.Request{decide.RequestNone, decide.RequestProduction, decide.RequestDevelopment, decide.RequestMalformed}
+	profiles = []decide.Profile{decide.Production, decide.Development}
+	reasons  = []decide.Reason{decide.ReasonDefault, decide.ReasonRequested, decide.ReasonMalformedRequest,
+		decide.ReasonDevBoard, decide.ReasonDevDevice, decide.ReasonDevGrant, decide.ReasonDevDenied}
+)
+
+// Decision is a decoded decision event.
+type Decision struct {
+	Request decide.Request
+	Profile decide.Profile
+	Reason  decide.Reason
+}
+
+// AllDecisionEvents lists every decision event /init can produce: the
+// product of the request, profile and reason sets. A verifier accepts a
+// decision only when its data equals one of these byte for byte.
+func AllDecisionEvents() map[string]Decision {
+	m := make(map[string]Decision, len(requests)*len(profiles)*len(reasons))
+	for _, q := range requests {
+		for _, p := range profiles {
+			for _, r := range reasons {
+				m[string(DecisionEvent(q, p, r).Data)] = Decision{q, p, r}
+			}
+		}
+	}
+	return m
+}
+
+// RootKind says how the root was set up.
+type RootKind string
+
+const (
+	RootVerity  RootKind = "verity"  // production: dm-verity, read-only
+	RootOverlay RootKind = "overlay" // development: overlayfs on the image
+)
+
+// Root describes the root that /init set up.
+type Root struct {
+	Kind RootKind
+	// RootHash is the verity root hash (lowercase hex) of the root, or of
+	// the overlay's lower layer; empty for an unverified lower.
+	RootHash string
+	// Upper is the overlay upper: "tmpfs" or "partition" (overlay only).
+	Upper string
+	// UpperLabel is the GPT label of a partition upper.
+	UpperLabel string
+}
+
+// RootEvent measures the root that was set up.
+func RootEvent(r Root) Event {
+	if r.Kind == RootVerity {
+		return encode(TagRoot, field{"root", string(RootVerity)}, field{"root-hash", strings.ToLower(r.RootHash)})
+	}
+	lower := strings.ToLower(r.RootHash)
+	if lower == "" {
+		lower = "unverified"
+	}
+	fs := []field{{"root", string(r.Kind)}, {"lower-hash", lower}, {"upper", r.Upper}}
+	if r.Upper == "partition" {
+		fs = append(fs, field{"upper-label", r.UpperLabel})
+	}
+	return encode(TagRoot, fs...)
+}
+
+// FailureEvent measures why /init refused to boot. The cause is free text,
+// escaped and cut to a bounded length.
+func FailureEvent(cause string) Event {
+	return encode(TagFailure, field{"cause", cause})
+}
+
+// SeparatorEvent is the last event /init extends, just before switch_root.
+// Anything after it was extended by the booted system and never counts.
+func SeparatorEvent() Event {
+	return Event{Tag: TagSeparator, Data: []byte(SeparatorData)}
+}
+
+// Fields decodes the canonical key=value data of an mcinit event, keeping
+// order and duplicates (the key set repeats "key"). It rejects anything the
+// encoders would not produce.
+func Fields(data []byte) ([][2]string, error) {
+	if len(data) > MaxEventData {
+		return nil, fmt.Errorf("event data: %d bytes, more than %d", len(data), MaxEventData)
+	}
+	if len(data) == 0 || data[len(data)-1] != '\n' {
+		return nil, fmt.Errorf("event data: not newline-terminated")
+	}
+	var out [][2]string
+	for i, line := range strings.Split(string(data[:len(data)-1]), "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("event data line %d: not key=value", i+1)
+		}
+		for j := 0; j < len(k); j++ {
+			if c := k[j]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return nil, fmt.Errorf("event data line %d: bad key %q", i+1, k)
+			}
+		}
+		u, err := unescape(v)
+		if err != nil {
+			return nil, fmt.Errorf("event data line %d (%s): %w", i+1, k, err)
+		}
+		if escape(u) != v {
+			return nil, fmt.Errorf("event data line %d (%s): value not canonical", i+1, k)
+		}
+		out = append(out, [2]string{k, u})
+	}
+	return out, nil
+}

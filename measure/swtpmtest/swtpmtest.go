@@ -1,0 +1,195 @@
+// Package swtpmtest runs swtpm on the host for interop tests: one swtpm
+// process per test, on free TCP ports, with its own state directory, so Go
+// (go-tpm over TCP) and tpm2-tools (the swtpm TCTI) talk to the same TPM.
+package swtpmtest
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-tpm/tpm2/transport"
+)
+
+// TPM is one running swtpm.
+type TPM struct {
+	Dir  string // state directory (kept across Restart)
+	Port int    // TPM command port; the control port is Port+1
+
+	t   testing.TB
+	cmd *exec.Cmd
+}
+
+// Banks, when set, is passed to swtpm_setup --pcr-banks (e.g.
+// "sha1,sha256,sha384") to allocate those banks before the first start.
+type Options struct {
+	Banks string
+}
+
+// Start runs swtpm in a fresh state directory; it is stopped when the test
+// ends. The test is skipped only when swtpm is not installed.
+func Start(t testing.TB, opt Options) *TPM {
+	t.Helper()
+	if _, err := exec.LookPath("swtpm"); err != nil {
+		t.Skip("swtpm not installed (Debian package swtpm): interop test impossible")
+	}
+	s := &TPM{Dir: t.TempDir(), t: t}
+	if opt.Banks != "" {
+		out, err := exec.Command("swtpm_setup", "--tpm2", "--tpmstate", s.Dir, "--pcr-banks", opt.Banks,
+			"--overwrite", "--config", "/dev/null").CombinedOutput()
+		if err != nil {
+			t.Fatalf("swtpm_setup --pcr-banks %s: %v\n%s", opt.Banks, err, out)
+		}
+	}
+	s.start()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+func freePortPair() (int, error) {
+	for i := 0; i < 20; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if p >= 65535 {
+			continue
+		}
+		l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+1))
+		if err != nil {
+			continue
+		}
+		l2.Close()
+		return p, nil
+	}
+	return 0, fmt.Errorf("no free port pair")
+}
+
+func (s *TPM) start() {
+	s.t.Helper()
+	var lastErr error
+	for try := 0; try < 5; try++ {
+		port, err := freePortPair()
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		cmd := exec.Command("swtpm", "socket", "--tpm2",
+			"--server", fmt.Sprintf("type=tcp,port=%d,bindaddr=127.0.0.1", port),
+			"--ctrl", fmt.Sprintf("type=tcp,port=%d,bindaddr=127.0.0.1", port+1),
+			"--tpmstate", "dir="+s.Dir,
+			"--flags", "not-need-init,startup-clear",
+			"--log", "file="+filepath.Join(s.Dir, "swtpm.log"))
+		if err := cmd.Start(); err != nil {
+			s.t.Fatalf("swtpm: %v", err)
+		}
+		if waitPort(port, 5*time.Second) && waitPort(port+1, time.Second) {
+			s.cmd, s.Port = cmd, port
+			return
+		}
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		lastErr = fmt.Errorf("swtpm did not listen on %d", port)
+	}
+	s.t.Fatal(lastErr)
+}
+
+func waitPort(port int, d time.Duration) bool {
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}
+
+// Stop ends the swtpm process (idempotent).
+func (s *TPM) Stop() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// Restart stops swtpm and starts it again on the same state: PCRs reset,
+// NV indices and seeds survive, like a reboot of the same device.
+func (s *TPM) Restart() {
+	s.t.Helper()
+	s.Stop()
+	s.start()
+}
+
+// TCTI is the tpm2-tools TCTI string for this TPM.
+func (s *TPM) TCTI() string {
+	return fmt.Sprintf("swtpm:host=127.0.0.1,port=%d", s.Port)
+}
+
+// Tool runs a tpm2-tools command against this TPM and returns its stdout.
+// swtpm serves one connection at a time: close Go connections first.
+func (s *TPM) Tool(args ...string) (string, error) {
+	s.t.Helper()
+	if _, err := exec.LookPath(args[0]); err != nil {
+		s.t.Skipf("%s not installed (Debian package tpm2-tools): interop test impossible", args[0])
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), "TPM2TOOLS_TCTI="+s.TCTI())
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out), fmt.Errorf("%s: %v: %s", strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out), nil
+}
+
+// Open connects go-tpm to the TPM command port.
+func (s *TPM) Open() transport.TPMCloser {
+	s.t.Helper()
+	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(s.Port))
+	if err != nil {
+		s.t.Fatalf("connect to swtpm: %v", err)
+	}
+	return &conn{c}
+}
+
+// conn frames raw TPM commands over TCP: a response is its 10-byte header
+// followed by the rest of the size it announces.
+type conn struct{ c net.Conn }
+
+func (c *conn) Send(cmd []byte) ([]byte, error) {
+	_ = c.c.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := c.c.Write(cmd); err != nil {
+		return nil, err
+	}
+	hdr := make([]byte, 10)
+	if _, err := io.ReadFull(c.c, hdr); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[2:])
+	if n < 10 || n > 1<<20 {
+		return nil, fmt.Errorf("swtpm: response size %d", n)
+	}
+	rsp := make([]byte, n)
+	copy(rsp, hdr)
+	if _, err := io.ReadFull(c.c, rsp[10:]); err != nil {
+		return nil, err
+	}
+	return rsp, nil
+}
+
+func (c *conn) Close() error { return c.c.Close() }

@@ -1,0 +1,153 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+)
+
+// Grant limits.
+const (
+	MaxGrantSize = 4 << 10
+	maxGrants    = 64
+)
+
+// GrantFormat is the only grant format this code accepts.
+const GrantFormat = 1
+
+// Grant unlocks the development profile on one device, without re-signing
+// the fleet policy. It is only honoured when the policy sets
+// development.allow_grants and when it verifies under the policy's key set
+// and threshold. A grant and a policy cannot be mistaken for each other:
+// each lacks the other's required fields and strict parsing rejects the
+// extra ones.
+//
+//	format = 1
+//	board = "qemu-x86_64"
+//	device_id = "SN-0042"
+//	min_policy_version = 3   # optional
+//	max_policy_version = 9   # optional
+type Grant struct {
+	Format           int     `toml:"format"`
+	Board            string  `toml:"board"`
+	DeviceID         string  `toml:"device_id"`
+	MinPolicyVersion *uint64 `toml:"min_policy_version"`
+	MaxPolicyVersion *uint64 `toml:"max_policy_version"`
+
+	// SignedBy is set by VerifyGrant only; decide ignores grants without it.
+	SignedBy []string `toml:"-"`
+}
+
+// ParseGrant strictly parses a grant document (no signature check).
+func ParseGrant(data []byte) (*Grant, error) {
+	var g Grant
+	md, err := decodeStrict(data, &g, MaxGrantSize)
+	if err != nil {
+		return nil, err
+	}
+	if !md.IsDefined("format") {
+		return nil, fieldErr("format", "missing (must be %d)", GrantFormat)
+	}
+	if g.Format != GrantFormat {
+		return nil, fieldErr("format", "%d is not supported (must be %d)", g.Format, GrantFormat)
+	}
+	if !validBoardName(g.Board) {
+		return nil, fieldErr("board", "%q is not a board name (1-%d of a-z 0-9 _ -)", g.Board, maxNameLen)
+	}
+	if err := validDeviceID(g.DeviceID); err != nil {
+		return nil, fieldErr("device_id", "%v", err)
+	}
+	if g.MinPolicyVersion != nil && g.MaxPolicyVersion != nil && *g.MinPolicyVersion > *g.MaxPolicyVersion {
+		return nil, fieldErr("max_policy_version", "%d is below min_policy_version %d", *g.MaxPolicyVersion, *g.MinPolicyVersion)
+	}
+	return &g, nil
+}
+
+// VerifyGrant checks a grant's detached signatures under ks (the same key
+// set and threshold as the policy), then parses it.
+func VerifyGrant(grantBytes, sigBytes []byte, ks *KeySet) (*Grant, error) {
+	if ks == nil {
+		return nil, errors.New("grant: no key set")
+	}
+	if len(grantBytes) > MaxGrantSize {
+		return nil, fmt.Errorf("grant: %d bytes, more than the limit of %d", len(grantBytes), MaxGrantSize)
+	}
+	c, err := ks.Verify(grantBytes, sigBytes)
+	if err != nil {
+		return nil, fmt.Errorf("grant signature: %w", err)
+	}
+	g, err := ParseGrant(grantBytes)
+	if err != nil {
+		return nil, fmt.Errorf("grant: %w", err)
+	}
+	g.SignedBy = c.SignedBy
+	return g, nil
+}
+
+// Matches reports whether the grant unlocks this board and device under a
+// policy of this version.
+func (g *Grant) Matches(board, deviceID string, policyVersion uint64) bool {
+	if g == nil || g.Board != board || g.DeviceID != deviceID || deviceID == "" {
+		return false
+	}
+	if g.MinPolicyVersion != nil && policyVersion < *g.MinPolicyVersion {
+		return false
+	}
+	if g.MaxPolicyVersion != nil && policyVersion > *g.MaxPolicyVersion {
+		return false
+	}
+	return true
+}
+
+// VerifyGrantsFS verifies every dir/*.toml grant in fsys against its
+// dir/*.toml.sig. Grants that fail are left out and reported in problems,
+// one error per file naming it; they never stop the boot (they can only
+// unlock development, never lock production).
+func VerifyGrantsFS(fsys fs.FS, dir string, ks *KeySet) (grants []*Grant, problems []error) {
+	names, err := fs.Glob(fsys, path.Join(dir, "*.toml"))
+	if err != nil {
+		return nil, []error{fmt.Errorf("grants: %w", err)}
+	}
+	sort.Strings(names)
+	if len(names) > maxGrants {
+		problems = append(problems, fmt.Errorf("grants: %d files, only the first %d are read", len(names), maxGrants))
+		names = names[:maxGrants]
+	}
+	for _, n := range names {
+		g, err := verifyGrantFile(fsys, n, ks)
+		if err != nil {
+			problems = append(problems, fmt.Errorf("%s: %w", n, err))
+			continue
+		}
+		grants = append(grants, g)
+	}
+	return grants, problems
+}
+
+func verifyGrantFile(fsys fs.FS, name string, ks *KeySet) (*Grant, error) {
+	data, err := readBounded(fsys, name, MaxGrantSize)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := readBounded(fsys, name+".sig", MaxSignatureFile)
+	if err != nil {
+		return nil, err
+	}
+	return VerifyGrant(data, sig, ks)
+}
+
+// String is a one-line description for logs.
+func (g *Grant) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "grant board=%s device=%q", g.Board, g.DeviceID)
+	if g.MinPolicyVersion != nil {
+		fmt.Fprintf(&b, " min_policy_version=%d", *g.MinPolicyVersion)
+	}
+	if g.MaxPolicyVersion != nil {
+		fmt.Fprintf(&b, " max_policy_version=%d", *g.MaxPolicyVersion)
+	}
+	return b.String()
+}

@@ -1,0 +1,147 @@
+package policy
+
+import (
+	"bytes"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/BurntSushi/toml"
+)
+
+func TestParseSample(t *testing.T) {
+	p, err := Parse(readTestdata(t, "sample-policy.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Version != 7 || p.PCRIndex() != 13 || len(p.Production.Roots) != 2 {
+		t.Errorf("got %+v", p)
+	}
+	if !p.Covers("qemu-x86_64") || !p.Covers("qemu-aarch64-virt") || p.Covers("rpi4") || p.Covers("") {
+		t.Error("Covers is wrong")
+	}
+	if p.Production.RollbackNVIndex != 0x01500016 || !p.Production.LocksModules() || !p.Production.RequiresTPM() {
+		t.Errorf("production: %+v", p.Production)
+	}
+	if !p.Development.Allowed() || p.Development.Upper != UpperTmpfs || !p.Development.RescueShell {
+		t.Errorf("development: %+v", p.Development)
+	}
+}
+
+func TestParseDefaults(t *testing.T) {
+	p, err := Parse([]byte(minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := p.Production.Roots[0]
+	if r.HashAlgorithm != "sha256" || p.Production.VerityError != VerityRestart || p.Development.Upper != UpperTmpfs {
+		t.Errorf("defaults not filled: %+v", p)
+	}
+	if p.PCRIndex() != DefaultPCR || !p.Production.LocksModules() || !p.Production.RequiresTPM() || !p.Development.VerifiesLower() {
+		t.Error("accessor defaults wrong")
+	}
+	if p.Development.Allowed() {
+		t.Error("development must default to never")
+	}
+}
+
+// TestParseErrors: every rejection names its field.
+func TestParseErrors(t *testing.T) {
+	hash64 := strings.Repeat("ab", 32)
+	root := "[[production.root]]\nroot_hash = \"" + hash64 + "\"\n"
+	head := "format = 1\nversion = 1\nboards = [\"qemu-x86_64\"]\n"
+	for _, tc := range []struct{ name, doc, want string }{
+		{"empty", "", "format"},
+		{"no format", "version = 1\n", "field format: missing"},
+		{"format 2", "format = 2\n", "field format: 2 is not supported"},
+		{"no version", "format = 1\nboards=[\"a\"]\n" + root, "field version: missing"},
+		{"negative version", "format = 1\nversion = -1\nboards=[\"a\"]\n" + root, "field version: -1 is negative"},
+		{"version too big", "format = 1\nversion = 18446744073709551615\n", "version"},
+		{"no boards", "format = 1\nversion = 1\n" + root, "field boards: missing"},
+		{"bad board", "format = 1\nversion = 1\nboards=[\"Qemu\"]\n" + root, "field boards[0]"},
+		{"board trailing dash", "format = 1\nversion = 1\nboards=[\"a-\"]\n" + root, "field boards[0]"},
+		{"dup board", "format = 1\nversion = 1\nboards=[\"a\",\"a\"]\n" + root, "field boards[1]: duplicate"},
+		{"board wrong type", "format = 1\nversion = 1\nboards=[1]\n" + root, `"boards"`},
+		{"unknown top", head + "colour = 1\n" + root, "unknown field colour"},
+		{"unknown nested", head + root + "rot_hash = \"x\"\n", "unknown field production.root.rot_hash"},
+		{"unknown table", head + root + "[debug]\nx=1\n", "unknown field debug"},
+		{"duplicate key", head + "version = 2\n" + root, "already been defined"},
+		{"duplicate table", head + "[production]\n[production]\n" + root, "already been defined"},
+		{"wrong type", head + "pcr = \"13\"\n" + root, `"pcr"`},
+		{"pcr 0", head + "pcr = 0\n" + root, "field pcr: 0 is out of range"},
+		{"pcr 7", head + "pcr = 7\n" + root, "field pcr: 7"},
+		{"pcr 24", head + "pcr = 24\n" + root, "field pcr: 24"},
+		{"no root", head, "field production.root: missing"},
+		{"short hash", head + "[[production.root]]\nroot_hash = \"abcd\"\n", "field production.root[0].root_hash"},
+		{"upper hash", head + "[[production.root]]\nroot_hash = \"" + strings.ToUpper(hash64) + "\"\n", "root_hash: must be 64 lowercase"},
+		{"sha512 len", head + "[[production.root]]\nhash_algorithm = \"sha512\"\nroot_hash = \"" + hash64 + "\"\n", "must be 128 lowercase hex digits for sha512"},
+		{"bad alg", head + "[[production.root]]\nhash_algorithm = \"md5\"\nroot_hash = \"" + hash64 + "\"\n", "hash_algorithm"},
+		{"dup hash", head + root + root, "field production.root[1].root_hash: duplicate"},
+		{"odd salt", head + root + "salt = \"abc\"\n", "field production.root[0].salt"},
+		{"half labels", head + root + "data_partlabel = \"r\"\n", "data_partlabel and hash_partlabel"},
+		{"same labels", head + root + "data_partlabel = \"r\"\nhash_partlabel = \"r\"\n", "must differ"},
+		{"bad label", head + root + "data_partlabel = \"r o\"\nhash_partlabel = \"h\"\n", "data_partlabel"},
+		{"verity_error", head + "[production]\nverity_error = \"ignore\"\n" + root, "field production.verity_error"},
+		{"nv index", head + "[production]\nrollback_nv_index = 0x81000001\n" + root, "field production.rollback_nv_index"},
+		{"nv index 33 bits", head + "[production]\nrollback_nv_index = 0x101500016\n" + root, "rollback_nv_index"},
+		{"bool type", head + "[production]\nlock_modules = 1\n" + root, `"lock_modules"`},
+		{"dev board uncovered", head + root + "[development]\nallow_boards = [\"rpi4\"]\n", "field development.allow_boards[0]: board \"rpi4\" is not covered"},
+		{"dev device uncovered", head + root + "[[development.allow_devices]]\nboard = \"rpi4\"\ndevice_id = \"1\"\n", "development.allow_devices[0].board"},
+		{"dev device empty id", head + root + "[[development.allow_devices]]\nboard = \"qemu-x86_64\"\ndevice_id = \"\"\n", "development.allow_devices[0].device_id: empty"},
+		{"dev device ctrl", head + root + "[[development.allow_devices]]\nboard = \"qemu-x86_64\"\ndevice_id = \"a\\tb\"\n", "device_id: byte 0x9"},
+		{"dev device dup", head + root + "[[development.allow_devices]]\nboard = \"qemu-x86_64\"\ndevice_id = \"1\"\n[[development.allow_devices]]\nboard = \"qemu-x86_64\"\ndevice_id = \"1\"\n", "development.allow_devices[1]: duplicate"},
+		{"upper", head + root + "[development]\nupper = \"disk\"\n", "field development.upper"},
+		{"partition no label", head + root + "[development]\nupper = \"partition\"\n", "development.upper_partlabel: required"},
+		{"tmpfs with label", head + root + "[development]\nupper_partlabel = \"x\"\n", "development.upper_partlabel: only valid"},
+		{"too big", head + root + "#" + strings.Repeat("x", MaxPolicySize), "more than the limit"},
+		{"nul", head + root + "# \x00\n", "NUL"},
+		{"not utf8", head + root + "# \xff\n", "UTF-8"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.doc))
+			if err == nil {
+				t.Fatalf("accepted:\n%s", tc.doc)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not contain %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error is not one line: %q", err)
+			}
+		})
+	}
+}
+
+func TestParseAccepts(t *testing.T) {
+	hash := strings.Repeat("0f", 64)
+	for _, doc := range []string{
+		minimal,
+		minimal + "[production]\n",
+		"format = 1\nversion = 0\nboards = [\"generic-x86_64\"]\nallow_unknown_boards = true\npcr = 23\n[[production.root]]\nhash_algorithm = \"sha512\"\nroot_hash = \"" + hash + "\"\nsalt = \"00ff\"\ndata_blocks = 2048\n[development]\nallow_boards = [\"generic-aarch64\"]\nupper = \"partition\"\nupper_partlabel = \"dev-upper\"\ncreate_upper = true\n",
+	} {
+		if _, err := Parse([]byte(doc)); err != nil {
+			t.Errorf("%v\n%s", err, doc)
+		}
+	}
+}
+
+// TestNormalizedRoundTrip: `mcinit policy show` output parses back equal.
+func TestNormalizedRoundTrip(t *testing.T) {
+	for _, doc := range [][]byte{readTestdata(t, "sample-policy.toml"), []byte(minimal)} {
+		p, err := Parse(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if err := toml.NewEncoder(&buf).Encode(p.Normalized()); err != nil {
+			t.Fatal(err)
+		}
+		q, err := Parse(buf.Bytes())
+		if err != nil {
+			t.Fatalf("normalised output does not parse: %v\n%s", err, buf.Bytes())
+		}
+		if !reflect.DeepEqual(p.Normalized(), q.Normalized()) {
+			t.Errorf("round trip differs:\n%+v\n%+v", p.Normalized(), q.Normalized())
+		}
+	}
+}
