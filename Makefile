@@ -38,8 +38,8 @@ e2e: build
 
 test: deps lint unit e2e
 
-demo: deps build
-	@scripts/demo.sh
+demo: deps
+	$(GO) run ./e2e/demo
 
 initramfs: build
 	$(OUT)/mcinit initramfs -arch $${ARCH:-amd64} -o $(OUT)/initramfs-$${ARCH:-amd64}.cpio.gz

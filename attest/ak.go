@@ -21,7 +21,7 @@ import (
 //
 // tpm2-tools equivalent:
 //
-//	tpm2_createprimary -C e -g sha256 -G ecc256:ecdsa-sha256 \
+//	tpm2_createprimary -C e -g sha256 -G ecc256:ecdsa-sha256:null \
 //	  -a 'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|restricted|sign' -c ak.ctx
 func AKTemplate() tpm2.TPMTPublic {
 	return tpm2.TPMTPublic{

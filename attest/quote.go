@@ -66,8 +66,12 @@ func Selection(pcr int, banks []crypto.Hash) tpm2.TPMLPCRSelection {
 }
 
 // Quote loads the AK, quotes pcr in every bank with the nonce and reads
-// the PCR values; the event log is the caller's to add.
+// the PCR values; the event log is the caller's to add. Every command runs
+// under measure's deadline and retry wrapper unless tpm already is one.
 func Quote(tpm transport.TPM, pcr int, banks []crypto.Hash, nonce []byte) (*Evidence, error) {
+	if _, ok := tpm.(*measure.DeadlineTPM); !ok {
+		tpm = measure.WithDeadline(tpm, measure.DefaultTimeout)
+	}
 	if len(nonce) == 0 || len(nonce) > MaxNonceSize {
 		return nil, fmt.Errorf("quote: nonce of %d bytes, want 1-%d", len(nonce), MaxNonceSize)
 	}

@@ -360,6 +360,9 @@ func (v *Verdict) root(data []byte, d measure.Decision, haveDecision bool, kp *K
 	switch v.Root {
 	case string(measure.RootVerity):
 		v.RootHash = m["root-hash"]
+		if v.RootHash == "" {
+			return errors.New("verity root without a root hash")
+		}
 	case string(measure.RootOverlay):
 		v.RootHash, v.Upper = m["lower-hash"], m["upper"]
 		if l := m["upper-label"]; l != "" {

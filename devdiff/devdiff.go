@@ -110,7 +110,7 @@ func Walk(upper, lower string, opts Options, fn func(*Change) error) error {
 	w := &walker{
 		opts:  opts,
 		fn:    fn,
-		links: map[devIno]linkHead{},
+		links: map[devIno]*linkHead{},
 		bufU:  make([]byte, 64<<10),
 		bufL:  make([]byte, 64<<10),
 	}
@@ -129,22 +129,48 @@ func Walk(upper, lower string, opts Options, fn func(*Change) error) error {
 		return fmt.Errorf("lower %s: not a directory", lower)
 	}
 	ui.Xattrs, li.Xattrs = ownXattrs(ui.Xattrs), ownXattrs(li.Xattrs)
-	return w.entry("/", upper, ui, rolePlain, lower, li)
+	if err := w.entry("/", upper, ui, rolePlain, lower, li); err != nil {
+		return err
+	}
+	return w.checkIndexLinks()
+}
+
+// checkIndexLinks refuses an upper where a lower hard-linked file was
+// copied up with overlay index=on: its other lower names now show the
+// upper inode through the index (in the work directory), so they changed
+// too without appearing in the upper. Such an inode has links the walk did
+// not find, and had several names in the lower.
+func (w *walker) checkIndexLinks() error {
+	var bad []string
+	for _, h := range w.links {
+		if h.seen < h.nlink && h.lowerNlink > 1 {
+			bad = append(bad, h.path)
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	sort.Strings(bad)
+	return fmt.Errorf("%s (and %d more): a hard-linked lower file copied up with overlay index=on changes its other lower names too: mount the overlay with index=off", bad[0], len(bad)-1)
 }
 
 type devIno struct{ dev, ino uint64 }
 
 // linkHead is the first reported path of a hard-linked upper inode, with
-// the lower inode that path had (zero when none).
+// the lower inode that path had (zero when none), and how many of the
+// inode's links the walk found.
 type linkHead struct {
-	path  string
-	lower devIno
+	path       string
+	lower      devIno
+	lowerNlink uint64
+	nlink      uint64
+	seen       uint64
 }
 
 type walker struct {
 	opts       Options
 	fn         func(*Change) error
-	links      map[devIno]linkHead
+	links      map[devIno]*linkHead
 	bufU, bufL []byte
 }
 
@@ -213,7 +239,10 @@ func (w *walker) dir(rel, upperDir, lowerDir string, opaque bool) error {
 // entry classifies one upper entry that is not a whiteout and reports it.
 // lp/li are the lower path and its state (li nil when absent).
 func (w *walker) entry(p, up string, ui *Info, r role, lp string, li *Info) error {
-	c := &Change{Path: p, Info: *ui, Lower: li, Source: up, Kind: Unchanged, Opaque: r == roleOpaqueDir}
+	// Overlayfs marks some new directories opaque too; report it only
+	// where it hides a lower directory.
+	opaque := r == roleOpaqueDir && li != nil && li.Type == TypeDir
+	c := &Change{Path: p, Info: *ui, Lower: li, Source: up, Kind: Unchanged, Opaque: opaque}
 	switch {
 	case li == nil:
 		c.Kind = Added
@@ -241,16 +270,18 @@ func (w *walker) entry(p, up string, ui *Info, r role, lp string, li *Info) erro
 		// image, re-linked at copy-up with index=on).
 		key := devIno{ui.dev, ui.ino}
 		var lowerKey devIno
+		var lowerNlink uint64
 		if li != nil {
-			lowerKey = devIno{li.dev, li.ino}
+			lowerKey, lowerNlink = devIno{li.dev, li.ino}, li.Nlink
 		}
 		if head, ok := w.links[key]; ok {
+			head.seen++
 			c.LinkTo = head.path
 			if c.Kind == Unchanged && (li == nil || head.lower != lowerKey) {
 				c.Kind, c.Why = Meta, append(c.Why, "hardlink")
 			}
 		} else {
-			w.links[key] = linkHead{path: p, lower: lowerKey}
+			w.links[key] = &linkHead{path: p, lower: lowerKey, lowerNlink: lowerNlink, nlink: ui.Nlink, seen: 1}
 		}
 		report = true
 	}
@@ -265,7 +296,7 @@ func (w *walker) entry(p, up string, ui *Info, r role, lp string, li *Info) erro
 	if li == nil || li.Type != TypeDir {
 		lp = ""
 	}
-	return w.dir(p, up, lp, r == roleOpaqueDir)
+	return w.dir(p, up, lp, opaque)
 }
 
 // contentDiff names the content difference between two entries of the

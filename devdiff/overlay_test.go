@@ -322,10 +322,28 @@ func compareTrees(t *testing.T, what string, got, want map[string]entry) {
 }
 
 func TestOverlayEveryChange(t *testing.T) {
+	for _, tc := range []struct {
+		name, opts string
+		// Writing to one name of a lower hard link is refused with
+		// index=on (TestOverlayRefusesHiddenChanges), so index=on skips it.
+		breakLowerLink bool
+	}{
+		{"plain", "redirect_dir=off,metacopy=off,index=off", true},
+		{"userxattr", "userxattr,index=off", true},
+		{"index", "redirect_dir=off,metacopy=off,index=on", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) { everyChange(t, tc.opts, tc.breakLowerLink) })
+	}
+}
+
+func everyChange(t *testing.T, opts string, breakLowerLink bool) {
 	l := newLayers(t)
 	buildLower(t, l.lower)
-	l.mount(t, "redirect_dir=off,metacopy=off,index=off")
+	l.mount(t, opts)
 	change(t, l.merged)
+	if breakLowerLink {
+		write(t, filepath.Join(l.merged, "lh1"), "changed one name\n", 0o644)
+	}
 	wantTree := snapshot(t, l.merged)
 	lowerTree := snapshot(t, l.lower)
 	want := truth(lowerTree, wantTree)
@@ -333,7 +351,7 @@ func TestOverlayEveryChange(t *testing.T) {
 
 	got, opaque := diff(t, l.upper, l.lower)
 	compareLines(t, "listing vs merged-view ground truth", got, want)
-	compareLines(t, "opaque directories", opaque, []string{"/etc/tofile-dir", "/opt/app"})
+	compareLines(t, "opaque directories", opaque, []string{"/opt/app"})
 	for _, must := range []string{"D /etc/gone", "D /var/old", "D /opt/app/other", "m /bin/tool", "m /etc/owned", "m /etc/xattr",
 		"M /etc/link", "M /big", "M /etc/todir-file", "M /etc/tofile-dir", "A /h2", "A /etc/lowerfile-link", "m /bin/suid", "D /srv/dir", "M /node"} {
 		if !slices.Contains(got, must) {
@@ -405,9 +423,10 @@ func TestOverlayEveryChange(t *testing.T) {
 	})
 }
 
-// TestOverlayRefusesRedirectAndMetacopy: with redirect_dir or metacopy the
-// upper alone does not say what changed; devdiff must refuse, naming why.
-func TestOverlayRefusesRedirectAndMetacopy(t *testing.T) {
+// TestOverlayRefusesHiddenChanges: with redirect_dir, metacopy, or index
+// with a lower hard link copied up, the upper alone does not say what
+// changed; devdiff must refuse, naming why.
+func TestOverlayRefusesHiddenChanges(t *testing.T) {
 	for _, tc := range []struct {
 		name, opts, want string
 		change           func(t *testing.T, m string)
@@ -417,6 +436,9 @@ func TestOverlayRefusesRedirectAndMetacopy(t *testing.T) {
 		}},
 		{"metacopy", "redirect_dir=on,metacopy=on,index=off", "metacopy=off", func(t *testing.T, m string) {
 			must(t, os.Chmod(filepath.Join(m, "big"), 0o600))
+		}},
+		{"index", "redirect_dir=off,metacopy=off,index=on", "index=off", func(t *testing.T, m string) {
+			write(t, filepath.Join(m, "lh1"), "changed both names\n", 0o644)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

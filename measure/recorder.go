@@ -2,6 +2,7 @@ package measure
 
 import (
 	"crypto"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -188,7 +189,7 @@ func (d *DeadlineTPM) Send(cmd []byte) ([]byte, error) {
 	}
 	ch := make(chan result, 1) // buffered: a late answer must not block the goroutine
 	go func() {
-		rsp, err := d.tpm.Send(cmd)
+		rsp, err := sendRetry(d.tpm, cmd)
 		ch <- result{rsp, err}
 	}()
 	t := time.NewTimer(d.timeout)
@@ -201,6 +202,30 @@ func (d *DeadlineTPM) Send(cmd []byte) ([]byte, error) {
 		d.lost = true
 		d.mu.Unlock()
 		return nil, fmt.Errorf("%w after %v", ErrTPMTimeout, d.timeout)
+	}
+}
+
+// TPM response codes that ask the caller to send the command again.
+const (
+	rcRetry   = 0x922 // TPM_RC_RETRY
+	rcYielded = 0x908 // TPM_RC_YIELDED
+	rcTesting = 0x90A // TPM_RC_TESTING
+)
+
+// sendRetry resends a command the TPM asked to retry (at most 10 times,
+// 100 ms in all), as the kernel driver does for /dev/tpm0.
+func sendRetry(tpm transport.TPM, cmd []byte) ([]byte, error) {
+	for i := 0; ; i++ {
+		rsp, err := tpm.Send(cmd)
+		if err != nil || len(rsp) < 10 || i == 10 {
+			return rsp, err
+		}
+		switch binary.BigEndian.Uint32(rsp[6:10]) {
+		case rcRetry, rcYielded, rcTesting:
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		return rsp, nil
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-tpm/tpm2/transport"
 	"golang.org/x/sys/unix"
 
 	"github.com/mcinit/mcinit/boards"
@@ -39,8 +40,9 @@ type boot struct {
 	id       identity.Identity
 	board    *boards.Board
 	verified *policy.Verified
+	keys     *policy.KeySet
 	rec      *measure.Recorder
-	tpm      *measure.TPM
+	tpm      transport.TPMCloser
 	decision *decide.Decision
 	root     rootResult
 	warnings []string
@@ -87,7 +89,7 @@ func (b *boot) readCmdline() {
 		cl = &cmdline.Cmdline{}
 	}
 	b.cl = cl
-	b.flags = cl.Mcinit()
+	b.flags = cl.Flags()
 	b.log.SetDebug(b.flags.Debug)
 	for _, w := range b.flags.Warnings {
 		b.warn("%s", w)
@@ -140,6 +142,7 @@ func (b *boot) policyAndMeasure() error {
 	raw, rerr := policy.ReadFile(os.DirFS("/"), initramfs.PolicyFile, policy.MaxPolicySize)
 	sig, serr := policy.ReadFile(os.DirFS("/"), initramfs.SigFile, 64<<10)
 	ks, kerr := policy.LoadKeySet(os.DirFS("/" + initramfs.KeysDir))
+	b.keys = ks
 
 	var verr error
 	switch {
@@ -163,10 +166,15 @@ func (b *boot) policyAndMeasure() error {
 	} else {
 		b.tpm = tpm
 	}
-	rec, err := measure.NewRecorder(tpm, pcr)
+	var tt transport.TPM
+	if b.tpm != nil {
+		tt = b.tpm
+	}
+	rec, err := measure.NewRecorder(tt, pcr)
 	if err != nil {
 		b.log.Printf("TPM: %v", err)
 		rec, _ = measure.NewRecorder(nil, pcr)
+		b.tpm.Close()
 		b.tpm = nil
 	}
 	b.rec = rec
@@ -190,7 +198,7 @@ func (b *boot) policyAndMeasure() error {
 		return refusef("policy: %v", verr)
 	}
 	b.log.Printf("policy: version %d verified (%d signatures), digest %s",
-		b.verified.Policy.Version, len(b.verified.KeyIDs), hex.EncodeToString(b.verified.Digest[:])[:16])
+		b.verified.Policy.Version, len(b.verified.SignedBy), hex.EncodeToString(b.verified.Digest[:])[:16])
 	if b.tpm == nil && b.verified.Policy.Production.RequiresTPM() {
 		return refusef("policy requires a TPM and none works: %v", terr)
 	}
@@ -215,7 +223,7 @@ func (b *boot) tpmRequired() bool {
 
 func (b *boot) decide() error {
 	in := decide.Input{
-		Verified: b.verified,
+		Policy:   b.verified,
 		Board:    b.board.Name,
 		DeviceID: b.id.DeviceID(),
 		Cmdline:  b.cl,
@@ -226,11 +234,11 @@ func (b *boot) decide() error {
 		if err != nil {
 			return refusef("reading the rollback floor: %v", err)
 		}
-		in.RollbackFloor, in.HasFloor = floor, ok
+		in.Floor, in.FloorKnown = floor, ok
 	} else if pol.Production.RollbackNVIndex != 0 {
 		return refusef("policy asks for rollback protection and no TPM works")
 	}
-	grants, problems := policy.VerifyGrantsFS(os.DirFS("/"), initramfs.GrantsDir, b.keySet())
+	grants, problems := policy.VerifyGrantsFS(os.DirFS("/"), initramfs.GrantsDir, b.keys)
 	for _, p := range problems {
 		b.warn("grant ignored: %v", p)
 	}
@@ -258,8 +266,6 @@ func (b *boot) decide() error {
 	b.log.Printf("profile: %s (requested %s, reason %s)", d.Profile, d.Request, d.Reason)
 	return nil
 }
-
-func (b *boot) keySet() *policy.KeySet { return b.verified.KeySet }
 
 func (b *boot) handoff() error {
 	pol := b.verified.Policy
@@ -340,7 +346,7 @@ func (b *boot) warn(format string, a ...any) {
 }
 
 // digestHex is the SHA-256 of data, hex.
-func digestHex(data []byte) string {
+func _digestHex(data []byte) string {
 	d := sha256.Sum256(data)
 	return hex.EncodeToString(d[:])
 }

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -55,7 +53,7 @@ func (b *boot) setupRoot() (rootResult, error) {
 		return rootResult{
 			description: fmt.Sprintf("verity:%s %s ro", root.Name, fstype),
 			rootHash:    root.RootHash,
-			event:       measure.VerityRootEvent(root.RootHash),
+			event:       measure.RootEvent(measure.Root{Kind: measure.RootVerity, RootHash: root.RootHash}),
 		}, nil
 	}
 	return b.developmentRoot(pol)
@@ -89,9 +87,11 @@ func (b *boot) openVerity(pol *policy.Policy) (string, policy.Root, error) {
 		for _, r := range pol.Production.Roots {
 			data, hash, err := selectVerity(r, parts)
 			if err == nil {
-				dev, err := dmverity.Open(dmName, data.Dev, hash.Dev, dmverity.Expected{
-					RootHash: r.RootHash, Salt: r.Salt, DataBlocks: r.DataBlocks, HashAlgorithm: r.HashAlgorithm,
-				}, pol.Production.VerityError)
+				want, err := dmverity.ExpectedFromPolicy(r)
+				if err != nil {
+					return "", r, refusef("root %q: %v", r.Name, err)
+				}
+				dev, err := dmverity.Open(dmName, data.Dev, hash.Dev, want, pol.Production.VerityError)
 				if err != nil {
 					return "", r, refusef("opening dm-verity root %q on %s: %v", r.Name, data.Dev, err)
 				}
@@ -169,6 +169,10 @@ func (b *boot) developmentRoot(pol *policy.Policy) (rootResult, error) {
 		return rootResult{}, refusef("mounting the development lower: %v", err)
 	}
 	upperDesc := "tmpfs"
+	mroot := measure.Root{Kind: measure.RootOverlay, Upper: "tmpfs"}
+	if dev.VerifiesLower() {
+		mroot.RootHash = rootHash
+	}
 	if dev.Upper == "partition" {
 		parts, err := rootfs.DefaultScanner().WaitFor(context.Background(), rootfs.Selector{Label: dev.UpperPartLabel})
 		if err != nil {
@@ -178,6 +182,7 @@ func (b *boot) developmentRoot(pol *policy.Policy) (rootResult, error) {
 			return rootResult{}, refusef("development upper partition %q is damaged or unformatted: %v", dev.UpperPartLabel, err)
 		}
 		upperDesc = "partition:" + dev.UpperPartLabel
+		mroot.Upper, mroot.UpperLabel = "partition", dev.UpperPartLabel
 	} else if err := rootfs.MountTmpfs(upperFS); err != nil {
 		return rootResult{}, refusef("%v", err)
 	}
@@ -189,7 +194,7 @@ func (b *boot) developmentRoot(pol *policy.Policy) (rootResult, error) {
 	return rootResult{
 		description: fmt.Sprintf("overlay lower=%s upper=%s", lowerDesc, upperDesc),
 		rootHash:    rootHash,
-		event:       measure.OverlayRootEvent(rootHash, dev.VerifiesLower(), upperDesc),
+		event:       measure.RootEvent(mroot),
 	}, nil
 }
 
@@ -214,6 +219,4 @@ func (b *boot) rescueShell(why string) {
 	if err := cmd.Run(); err != nil {
 		b.log.Warnf("rescue shell: %v", err)
 	}
-	_ = filepath.Clean
-	_ = strings.TrimSpace
 }

@@ -43,7 +43,7 @@ func main() {
 	out := console()
 	w := bufio.NewWriter(out)
 
-	s := sys{root: "/", proc: "/proc", run: "/run"}
+	s := sys{root: "/", proc: "/proc", sys: "/sys", run: "/run"}
 	// Announce ourselves in the kernel log first, so the line carries a
 	// kernel timestamp before anything else slows us down.
 	kmsgTS, kmsgErr := kmsgStamp("testinit: started")

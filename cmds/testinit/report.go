@@ -53,7 +53,7 @@ func printableLine(s string) bool {
 
 // sys holds the paths the report reads, so tests can point it at a tree.
 type sys struct {
-	root, proc, run string
+	root, proc, sys, run string
 }
 
 func (s sys) report(r *reporter) {
@@ -69,6 +69,7 @@ func (s sys) report(r *reporter) {
 	} else {
 		r.kv("profile", "absent")
 	}
+	s.identity(r)
 	s.runFiles(r)
 	s.mounts(r)
 	if v, err := readSmall(s.proc+"/sys/kernel/modules_disabled", 16); err == nil {
@@ -81,6 +82,22 @@ func (s sys) report(r *reporter) {
 		r.kv("marker", m)
 	} else {
 		r.kv("marker", "absent")
+	}
+}
+
+// identity reports the board identity the booted system sees: the device
+// tree's root compatible list and model, or DMI vendor and product.
+func (s sys) identity(r *reporter) {
+	if c, err := readSmall(s.proc+"/device-tree/compatible", 4096); err == nil {
+		r.kv("dt_compatible", strings.Join(strings.FieldsFunc(c, func(c rune) bool { return c == 0 }), ","))
+	}
+	if m, err := readSmall(s.proc+"/device-tree/model", 4096); err == nil {
+		r.kv("dt_model", strings.TrimRight(m, "\x00"))
+	}
+	for _, f := range []string{"sys_vendor", "product_name"} {
+		if v, err := readSmall(s.sys+"/class/dmi/id/"+f, 4096); err == nil {
+			r.kv("dmi_"+f, strings.TrimSpace(v))
+		}
 	}
 }
 

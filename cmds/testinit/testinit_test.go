@@ -53,7 +53,7 @@ func TestReport(t *testing.T) {
 	os.WriteFile(filepath.Join(run, "mcinit/summary"), []byte("line one\nline two\n"), 0o644)
 	os.WriteFile(filepath.Join(run, "mcinit/sub/eventlog"), []byte{0, 1, 2, 0xff}, 0o644)
 	var buf bytes.Buffer
-	sys{root: root, proc: "/proc", run: run}.report(&reporter{w: &buf})
+	sys{root: root, proc: "/proc", sys: "/sys", run: run}.report(&reporter{w: &buf})
 	out := buf.String()
 	for _, want := range []string{
 		"profile=development\n",
@@ -73,7 +73,7 @@ func TestReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	buf.Reset()
-	sys{root: root, proc: "/proc", run: run}.report(&reporter{w: &buf})
+	sys{root: root, proc: "/proc", sys: "/sys", run: run}.report(&reporter{w: &buf})
 	if !strings.Contains(buf.String(), "marker=hello\n") {
 		t.Errorf("marker not reported:\n%s", buf.String())
 	}

@@ -107,6 +107,8 @@ func TestBootTestinit(t *testing.T) {
 		"root_writable":      "yes",
 		"modules_disabled":   "0",
 		"action.1.read-file": "/nonexistent error=ENOENT",
+		"dmi_sys_vendor":     "mcinit",
+		"dmi_product_name":   "harness-test",
 	} {
 		if got := r.Report[k]; got != want {
 			t.Errorf("report %s = %q, want %q", k, got, want)
@@ -125,4 +127,47 @@ func TestBootTestinit(t *testing.T) {
 	if t.Failed() {
 		t.Logf("report: %v", r.Report)
 	}
+}
+
+// TestBootDTB dumps the aarch64 virt machine's device tree, rewrites its
+// compatible to an i.MX8 board and boots testinit with it: the kernel must
+// report the edited identity.
+func TestBootDTB(t *testing.T) {
+	RequireE2E(t)
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := Machine{
+		Name: "dtb-arm64", Arch: "arm64", Kernel: kernel(t, "arm64"),
+		Initrd: buildInitramfs(t, root, "./cmds/testinit", "arm64"),
+		TPM:    true, Timeout: 120 * time.Second, LogDir: LogDir(t),
+	}
+	dir := t.TempDir()
+	virt := filepath.Join(dir, "virt.dtb")
+	if err := DumpDTB(context.Background(), m, virt); err != nil {
+		t.Fatal(err)
+	}
+	m.DTB = filepath.Join(dir, "imx8.dtb")
+	compat := []string{"fsl,imx8mp-evk", "fsl,imx8mp"}
+	if err := EditDTBCompatible(virt, m.DTB, compat, "NXP i.MX8MPlus EVK board"); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Boot(context.Background(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Outcome != PoweredOff || !r.ReportComplete {
+		t.Fatalf("outcome %s, report complete %v; log %s", r.Outcome, r.ReportComplete, r.LogPath)
+	}
+	if got := r.Report["dt_compatible"]; got != strings.Join(compat, ",") {
+		t.Errorf("dt_compatible = %q, want %q", got, strings.Join(compat, ","))
+	}
+	if got := r.Report["dt_model"]; got != "NXP i.MX8MPlus EVK board" {
+		t.Errorf("dt_model = %q", got)
+	}
+	if !r.Has("Machine model: NXP i.MX8MPlus EVK board") {
+		t.Errorf("kernel did not report the edited model; log %s", r.LogPath)
+	}
+	t.Logf("arm64 boot with edited DTB took %v", r.Elapsed.Round(time.Millisecond))
 }

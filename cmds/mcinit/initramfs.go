@@ -1,0 +1,273 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/mcinit/mcinit/boards"
+	"github.com/mcinit/mcinit/initramfs"
+	"github.com/mcinit/mcinit/kmodules"
+	"github.com/mcinit/mcinit/policy"
+)
+
+func init() {
+	register("initramfs", "build the initramfs image for one or more boards", runInitramfs)
+}
+
+func runInitramfs(args []string) error {
+	fl := flag.NewFlagSet("initramfs", flag.ContinueOnError)
+	arch := fl.String("arch", "amd64", "target architecture: amd64 or arm64")
+	out := fl.String("o", "", "output file (gzip-compressed newc cpio)")
+	policyPath := fl.String("policy", "", "signed policy `FILE`")
+	sigPath := fl.String("sig", "", "detached signature file (default: POLICY.sig)")
+	keysDir := fl.String("keys", "keys", "trusted key set `DIR` (*.pem and keyset.toml)")
+	grantsDir := fl.String("grants", "", "development grants `DIR` to embed (*.toml with .sig)")
+	boardsDir := fl.String("boards-dir", "", "board definitions `DIR` (default: the shipped boards)")
+	boardList := fl.String("boards", "", "comma-separated boards to support (default: the policy's boards for -arch)")
+	kernel := fl.String("kernel", "", "kernel module tree: lib/modules/RELEASE, or an unpacked kernel package")
+	rescue := fl.String("rescue", "auto", "rescue shell commands: auto (when the policy allows development), yes, no")
+	if err := fl.Parse(args); err != nil {
+		return usagef("%v", err)
+	}
+	if *out == "" || *policyPath == "" || *kernel == "" {
+		return usagef("need -o, -policy and -kernel")
+	}
+	if *sigPath == "" {
+		*sigPath = *policyPath + ".sig"
+	}
+
+	raw, err := os.ReadFile(*policyPath)
+	if err != nil {
+		return err
+	}
+	sig, err := os.ReadFile(*sigPath)
+	if err != nil {
+		return err
+	}
+	ks, err := policy.LoadKeySetDir(*keysDir)
+	if err != nil {
+		return err
+	}
+	// Never build an image whose policy would be refused at boot.
+	v, err := policy.VerifyPolicy(raw, sig, ks)
+	if err != nil {
+		return rejected(fmt.Errorf("policy %s: %w", *policyPath, err))
+	}
+
+	var set *boards.Set
+	var boardFS fs.FS
+	if *boardsDir != "" {
+		boardFS = os.DirFS(*boardsDir)
+		set, err = boards.Load(boardFS)
+	} else {
+		boardFS = boards.ShippedFS()
+		set, err = boards.Shipped()
+	}
+	if err != nil {
+		return err
+	}
+	selected, err := selectBoards(set, v.Policy, *boardList, *arch)
+	if err != nil {
+		return err
+	}
+
+	modRoot, release, err := findModuleRoot(*kernel)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, b := range selected {
+		for _, m := range b.Modules {
+			names = append(names, m.Name)
+		}
+	}
+	deps, err := kmodules.ResolveDeps(modRoot, names)
+	if err != nil {
+		return err
+	}
+	var dep bytes.Buffer
+	if err := kmodules.WriteDep(&dep, deps); err != nil {
+		return err
+	}
+	modFiles := make([]string, len(deps))
+	for i, d := range deps {
+		modFiles[i] = d.Path
+	}
+
+	files := []initramfs.File{
+		{Path: initramfs.PolicyFile, Data: raw, Mode: 0o444},
+		{Path: initramfs.SigFile, Data: sig, Mode: 0o444},
+	}
+	keyFiles, err := dirFiles(*keysDir, initramfs.KeysDir, func(n string) bool {
+		return strings.HasSuffix(n, ".pem") || n == "keyset.toml"
+	})
+	if err != nil {
+		return err
+	}
+	files = append(files, keyFiles...)
+	for _, b := range selected {
+		data, err := fs.ReadFile(boardFS, b.Name+".toml")
+		if err != nil {
+			return fmt.Errorf("board %s: %w", b.Name, err)
+		}
+		files = append(files, initramfs.File{Path: path.Join(initramfs.BoardsDir, b.Name+".toml"), Data: data, Mode: 0o444})
+	}
+	if *grantsDir != "" {
+		g, err := dirFiles(*grantsDir, initramfs.GrantsDir, func(n string) bool {
+			return strings.HasSuffix(n, ".toml") || strings.HasSuffix(n, ".toml.sig")
+		})
+		if err != nil {
+			return err
+		}
+		files = append(files, g...)
+	}
+
+	withRescue := v.Policy.Development.Allowed()
+	switch *rescue {
+	case "auto":
+	case "yes":
+		withRescue = true
+	case "no":
+		withRescue = false
+	default:
+		return usagef("-rescue must be auto, yes or no")
+	}
+
+	wd, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	tmp := *out + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	err = initramfs.Build(initramfs.Spec{
+		Arch:          *arch,
+		Files:         files,
+		Rescue:        withRescue,
+		ModuleRoot:    modRoot,
+		KernelRelease: release,
+		ModuleFiles:   modFiles,
+		ModulesDep:    dep.Bytes(),
+		WorkDir:       wd,
+	}, f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, *out); err != nil {
+		return err
+	}
+	names = names[:0]
+	for _, b := range selected {
+		names = append(names, b.Name)
+	}
+	fmt.Printf("initramfs %s: arch %s, boards %s, kernel %s, %d modules, rescue shell %v, policy version %d\n",
+		*out, *arch, strings.Join(names, ","), release, len(modFiles), withRescue, v.Policy.Version)
+	return nil
+}
+
+// selectBoards picks the named boards, or the policy's boards for arch
+// (plus the arch's generic board when the policy allows unknown boards).
+func selectBoards(set *boards.Set, pol *policy.Policy, list, arch string) ([]*boards.Board, error) {
+	var names []string
+	if list != "" {
+		names = strings.Split(list, ",")
+	} else {
+		names = append(names, pol.Boards...)
+		if pol.AllowUnknownBoards {
+			names = append(names, boards.GenericName(arch))
+		}
+	}
+	var out []*boards.Board
+	for _, n := range names {
+		b, ok := set.Get(strings.TrimSpace(n))
+		if !ok {
+			if list != "" {
+				return nil, fmt.Errorf("board %q: no such board definition", n)
+			}
+			continue
+		}
+		if b.Arch == arch {
+			out = append(out, b)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no board for arch %s among %s", arch, strings.Join(names, ","))
+	}
+	return out, nil
+}
+
+// findModuleRoot accepts lib/modules/RELEASE itself or a tree holding one
+// (an unpacked kernel package).
+func findModuleRoot(dir string) (root, release string, err error) {
+	if _, err := os.Stat(filepath.Join(dir, "kernel")); err == nil {
+		return dir, filepath.Base(dir), nil
+	}
+	for _, base := range []string{filepath.Join(dir, "lib", "modules"), filepath.Join(dir, "usr", "lib", "modules")} {
+		ents, err := os.ReadDir(base)
+		if err != nil {
+			continue
+		}
+		if len(ents) != 1 {
+			return "", "", fmt.Errorf("%s: %d kernel releases, name one with -kernel %s/RELEASE", base, len(ents), base)
+		}
+		return filepath.Join(base, ents[0].Name()), ents[0].Name(), nil
+	}
+	return "", "", fmt.Errorf("%s: no kernel module tree (want lib/modules/RELEASE)", dir)
+}
+
+// dirFiles reads the matching regular files of dir into image files under
+// dst, in name order.
+func dirFiles(dir, dst string, keep func(string) bool) ([]initramfs.File, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []initramfs.File
+	for _, e := range ents {
+		if !e.Type().IsRegular() || !keep(e.Name()) {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, initramfs.File{Path: path.Join(dst, e.Name()), Data: data, Mode: 0o444})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out, nil
+}
+
+// moduleRoot finds mcinit's Go module, whose go.mod resolves the commands
+// built into the image (MCINIT_SRC overrides).
+func moduleRoot() (string, error) {
+	if d := os.Getenv("MCINIT_SRC"); d != "" {
+		return d, nil
+	}
+	d, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && bytes.Contains(b, []byte("module github.com/mcinit/mcinit\n")) {
+			return d, nil
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return "", fmt.Errorf("not inside the mcinit source tree: run from it or set MCINIT_SRC")
+		}
+		d = parent
+	}
+}

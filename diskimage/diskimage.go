@@ -1,0 +1,503 @@
+// Package diskimage builds GPT test and demo disks on plain files with
+// userspace tools only (no loop devices, no root): a root filesystem from a
+// directory tree (erofs or ext4), optionally its dm-verity hash partition,
+// and extra partitions, typed and named per the Discoverable Partitions
+// Specification.
+package diskimage
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Partition type UUIDs from the Discoverable Partitions Specification.
+const (
+	TypeRootAMD64   = "4f68bce3-e8cd-4db1-96e7-fbcaf984b709"
+	TypeRootARM64   = "b921b045-1df0-41c3-af44-4c6f280d3fae"
+	TypeVerityAMD64 = "2c7357ed-ebd2-46d9-aec1-23d437ec2bf5"
+	TypeVerityARM64 = "df3300ce-d69f-4c92-978c-9bfb0f38d820"
+	TypeLinuxData   = "0fc63daf-8483-4772-8e79-3d69d8477de4" // generic Linux data
+)
+
+// Filesystem types for the root.
+const (
+	EROFS = "erofs"
+	Ext4  = "ext4"
+)
+
+const (
+	mib        = 1 << 20
+	sectorSize = 512
+	// Partitions start on 1 MiB boundaries; the last MiB holds the backup GPT.
+	align = mib
+)
+
+// Spec describes a disk.
+type Spec struct {
+	Arch    string // amd64 or arm64: selects the DPS partition types
+	RootDir string // directory tree that becomes the root filesystem
+	RootFS  string // EROFS (default) or Ext4
+	// RootLabel is the root's GPT partition name; default "root".
+	RootLabel string
+	// RootPartUUID overrides the root's PARTUUID. By default it is the
+	// first 128 bits of the root hash with Verity, and derived from the
+	// image's content otherwise.
+	RootPartUUID string
+	// RootSize is the minimum root partition size in bytes (ext4: the
+	// filesystem size); 0 sizes it to fit.
+	RootSize int64
+	// FSUUID is the root filesystem's UUID; default derived from the tree.
+	FSUUID string
+
+	Verity bool // add a dm-verity hash partition for the root
+	// VerityLabel is the hash partition's name; default "root-verity".
+	VerityLabel string
+	// VerityPartUUID overrides the hash partition's PARTUUID (default:
+	// the last 128 bits of the root hash).
+	VerityPartUUID string
+
+	Extra []Partition // further partitions, in order after root (and verity)
+
+	DiskGUID string // default derived from the content
+}
+
+// Partition is an extra partition.
+type Partition struct {
+	Label    string
+	TypeUUID string // default TypeLinuxData
+	PartUUID string // default derived from the label and disk
+	Size     int64  // bytes, rounded up to 1 MiB; at least len(Content)
+	// Format is "ext4" for an empty ext4 filesystem (named Label), or ""
+	// to leave it unformatted (zeros, or Content).
+	Format  string
+	Content []byte // raw bytes written at the partition's start
+}
+
+// PartInfo describes one partition of a built disk.
+type PartInfo struct {
+	Number   int // 1-based GPT entry number
+	Label    string
+	TypeUUID string
+	PartUUID string
+	Offset   int64 // bytes from the disk's start
+	Size     int64
+}
+
+// Result describes a built disk.
+type Result struct {
+	Path     string
+	Size     int64
+	DiskGUID string
+	Root     PartInfo
+	RootFS   string
+	FSUUID   string
+	// RootImageSize is the size of the root filesystem image (the verity
+	// data area), which may be less than the partition.
+	RootImageSize int64
+	Verity        *PartInfo // nil without verity
+	RootHash      string    // hex, with verity
+	Salt          string    // hex, with verity
+	DataBlocks    uint64    // verity data blocks (4096 bytes each)
+	Extra         []PartInfo
+}
+
+// Build writes the disk described by spec to out.
+func Build(spec Spec, out string) (*Result, error) {
+	rootType, verityType, err := archTypes(spec.Arch)
+	if err != nil {
+		return nil, err
+	}
+	if spec.RootDir == "" {
+		return nil, errors.New("diskimage: Spec.RootDir is empty")
+	}
+	if spec.RootFS == "" {
+		spec.RootFS = EROFS
+	}
+	if spec.RootLabel == "" {
+		spec.RootLabel = "root"
+	}
+	if spec.VerityLabel == "" {
+		spec.VerityLabel = "root-verity"
+	}
+	for _, u := range []struct{ name, v string }{
+		{"RootPartUUID", spec.RootPartUUID}, {"VerityPartUUID", spec.VerityPartUUID},
+		{"FSUUID", spec.FSUUID}, {"DiskGUID", spec.DiskGUID},
+	} {
+		if u.v != "" && !validUUID(u.v) {
+			return nil, fmt.Errorf("diskimage: %s %q is not a UUID", u.name, u.v)
+		}
+	}
+
+	tmp, err := os.MkdirTemp(filepath.Dir(out), ".diskimage-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+
+	res := &Result{Path: out, RootFS: spec.RootFS}
+	treeID, err := treeDigest(spec.RootDir)
+	if err != nil {
+		return nil, err
+	}
+	res.FSUUID = spec.FSUUID
+	if res.FSUUID == "" {
+		res.FSUUID = derivedUUID(treeID, "fs")
+	}
+
+	rootImg := filepath.Join(tmp, "root.img")
+	if err := makeRootFS(spec, res.FSUUID, rootImg); err != nil {
+		return nil, err
+	}
+	st, err := os.Stat(rootImg)
+	if err != nil {
+		return nil, err
+	}
+	res.RootImageSize = st.Size()
+	rootID, err := fileDigest(rootImg)
+	if err != nil {
+		return nil, err
+	}
+
+	type part struct {
+		info PartInfo
+		img  string // file copied in, or ""
+		raw  []byte // bytes copied in
+	}
+	var parts []part
+	rootPart := part{info: PartInfo{Label: spec.RootLabel, TypeUUID: rootType,
+		PartUUID: spec.RootPartUUID, Size: max(roundUp(res.RootImageSize, align), roundUp(spec.RootSize, align))}, img: rootImg}
+	if rootPart.info.PartUUID == "" {
+		rootPart.info.PartUUID = derivedUUID(rootID, "root")
+	}
+	if spec.Verity {
+		hashImg := filepath.Join(tmp, "verity.img")
+		res.RootHash, res.Salt, res.DataBlocks, err = formatVerity(rootImg, hashImg)
+		if err != nil {
+			return nil, err
+		}
+		hashBytes, err := hex.DecodeString(res.RootHash)
+		if err != nil || len(hashBytes) < 32 {
+			return nil, fmt.Errorf("diskimage: root hash %q is not a 256-bit hex digest", res.RootHash)
+		}
+		if spec.RootPartUUID == "" {
+			rootPart.info.PartUUID = formatUUID(hashBytes[:16])
+		}
+		hst, err := os.Stat(hashImg)
+		if err != nil {
+			return nil, err
+		}
+		vp := part{info: PartInfo{Label: spec.VerityLabel, TypeUUID: verityType,
+			PartUUID: spec.VerityPartUUID, Size: roundUp(hst.Size(), align)}, img: hashImg}
+		if vp.info.PartUUID == "" {
+			vp.info.PartUUID = formatUUID(hashBytes[len(hashBytes)-16:])
+		}
+		parts = append(parts, rootPart, vp)
+	} else {
+		parts = append(parts, rootPart)
+	}
+
+	for i, x := range spec.Extra {
+		if x.Label == "" {
+			return nil, fmt.Errorf("diskimage: extra partition %d has no label", i)
+		}
+		if x.TypeUUID == "" {
+			x.TypeUUID = TypeLinuxData
+		}
+		for _, u := range []string{x.TypeUUID, x.PartUUID} {
+			if u != "" && !validUUID(u) {
+				return nil, fmt.Errorf("diskimage: extra partition %q: %q is not a UUID", x.Label, u)
+			}
+		}
+		p := part{info: PartInfo{Label: x.Label, TypeUUID: x.TypeUUID, PartUUID: x.PartUUID,
+			Size: roundUp(max(x.Size, int64(len(x.Content)), 1), align)}, raw: x.Content}
+		if p.info.PartUUID == "" {
+			p.info.PartUUID = derivedUUID(rootID, "extra:"+x.Label)
+		}
+		switch x.Format {
+		case "":
+		case Ext4:
+			if len(x.Content) > 0 {
+				return nil, fmt.Errorf("diskimage: extra partition %q: Content and Format are exclusive", x.Label)
+			}
+			p.img = filepath.Join(tmp, fmt.Sprintf("extra%d.img", i))
+			if err := mkfsExt4(p.img, "", x.Label, derivedUUID(rootID, "extrafs:"+x.Label), p.info.Size); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, fmt.Errorf("diskimage: extra partition %q: unknown format %q (want ext4 or empty)", x.Label, x.Format)
+		}
+		parts = append(parts, p)
+	}
+
+	res.DiskGUID = spec.DiskGUID
+	if res.DiskGUID == "" {
+		res.DiskGUID = derivedUUID(rootID, "disk")
+	}
+	// Lay the partitions out and create the GPT.
+	off := int64(align)
+	args := []string{"-o", "-U", res.DiskGUID}
+	for i := range parts {
+		p := &parts[i].info
+		p.Number = i + 1
+		p.Offset = off
+		off += p.Size
+		n := strconv.Itoa(p.Number)
+		// Never -q here: with -n/-t/-c/-u it silently creates nothing.
+		args = append(args,
+			"-n", fmt.Sprintf("%s:%d:%d", n, p.Offset/sectorSize, (p.Offset+p.Size)/sectorSize-1),
+			"-t", n+":"+p.TypeUUID, "-c", n+":"+p.Label, "-u", n+":"+p.PartUUID)
+	}
+	res.Size = off + align
+	if err := os.Remove(out); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	f, err := os.OpenFile(out, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if err := f.Truncate(res.Size); err != nil {
+		return nil, err
+	}
+	if err := run("sgdisk", append(args, out)...); err != nil {
+		return nil, err
+	}
+	for _, p := range parts {
+		switch {
+		case p.img != "":
+			err = copyInto(f, p.img, p.info.Offset, p.info.Size)
+		case len(p.raw) > 0:
+			_, err = f.WriteAt(p.raw, p.info.Offset)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("diskimage: partition %q: %w", p.info.Label, err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		return nil, err
+	}
+	res.Root = parts[0].info
+	rest := parts[1:]
+	if spec.Verity {
+		v := parts[1].info
+		res.Verity = &v
+		rest = parts[2:]
+	}
+	for _, p := range rest {
+		res.Extra = append(res.Extra, p.info)
+	}
+	return res, nil
+}
+
+func archTypes(arch string) (root, verity string, err error) {
+	switch arch {
+	case "amd64", "x86_64":
+		return TypeRootAMD64, TypeVerityAMD64, nil
+	case "arm64", "aarch64":
+		return TypeRootARM64, TypeVerityARM64, nil
+	}
+	return "", "", fmt.Errorf("diskimage: unsupported architecture %q (want amd64 or arm64)", arch)
+}
+
+// makeRootFS builds the root filesystem image from spec.RootDir.
+func makeRootFS(spec Spec, fsUUID, img string) error {
+	switch spec.RootFS {
+	case EROFS:
+		// -T0 and --all-root make the image a function of the tree only.
+		return run("mkfs.erofs", "--quiet", "-T0", "--all-root", "-x-1", "-U", fsUUID, img, spec.RootDir)
+	case Ext4:
+		size := spec.RootSize
+		if size == 0 {
+			used, err := treeSize(spec.RootDir)
+			if err != nil {
+				return err
+			}
+			size = used + used/4 + 8*mib
+		}
+		return mkfsExt4(img, spec.RootDir, spec.RootLabel, fsUUID, roundUp(size, mib))
+	}
+	return fmt.Errorf("diskimage: unknown root filesystem %q (want erofs or ext4)", spec.RootFS)
+}
+
+// mkfsExt4 makes an ext4 filesystem of size bytes in img, filled from dir
+// when dir is not empty. UUID, hash seed and creation time are fixed;
+// inode times copied by -d still vary with the source tree.
+func mkfsExt4(img, dir, label, uuid string, size int64) error {
+	if len(label) > 16 {
+		label = label[:16]
+	}
+	args := []string{"-q", "-F", "-t", "ext4", "-b", "4096", "-m", "0", "-U", uuid,
+		"-E", "root_owner=0:0,hash_seed=" + uuid}
+	if label != "" {
+		args = append(args, "-L", label)
+	}
+	if dir != "" {
+		args = append(args, "-d", dir)
+	}
+	args = append(args, img, strconv.FormatInt(size/1024, 10)+"k")
+	cmd := exec.Command("mkfs.ext4", args...)
+	cmd.Env = append(os.Environ(), "E2FSPROGS_FAKE_TIME=1700000000", "SOURCE_DATE_EPOCH=1700000000")
+	return runCmd(cmd)
+}
+
+// formatVerity writes the dm-verity hash tree (with a superblock; sha256,
+// 4096-byte blocks) of dataPath into hashPath. The salt and the verity
+// UUID are derived from the data, so the same data gives the same hash
+// partition.
+//
+// TODO(verity): replace veritysetup with mcinit's own verity package
+// (github.com/mcinit/mcinit/verity, `mcinit verity format`) once it lands.
+func formatVerity(dataPath, hashPath string) (rootHash, salt string, dataBlocks uint64, err error) {
+	d, err := fileDigest(dataPath)
+	if err != nil {
+		return "", "", 0, err
+	}
+	saltSum := sha256.Sum256(append([]byte("mcinit verity salt\x00"), d[:]...))
+	salt = hex.EncodeToString(saltSum[:])
+	if err := os.WriteFile(hashPath, nil, 0o644); err != nil {
+		return "", "", 0, err
+	}
+	cmd := exec.Command("veritysetup", "format", "--hash=sha256", "--data-block-size=4096",
+		"--hash-block-size=4096", "--salt="+salt, "--uuid="+derivedUUID(d, "verity"), dataPath, hashPath)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return "", "", 0, fmt.Errorf("veritysetup format: %v: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return parseVerityFormat(stdout.String())
+}
+
+// parseVerityFormat reads "Root hash:", "Salt:" and "Data blocks:" from
+// veritysetup format's output.
+func parseVerityFormat(out string) (rootHash, salt string, dataBlocks uint64, err error) {
+	for _, line := range strings.Split(out, "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		switch strings.TrimSpace(k) {
+		case "Root hash":
+			rootHash = v
+		case "Salt":
+			salt = v
+		case "Data blocks":
+			dataBlocks, err = strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return "", "", 0, fmt.Errorf("veritysetup format: data blocks %q: %w", v, err)
+			}
+		}
+	}
+	if rootHash == "" || dataBlocks == 0 {
+		return "", "", 0, fmt.Errorf("veritysetup format: no root hash or data blocks in its output")
+	}
+	if _, err := hex.DecodeString(rootHash); err != nil {
+		return "", "", 0, fmt.Errorf("veritysetup format: root hash %q: %w", rootHash, err)
+	}
+	return rootHash, salt, dataBlocks, nil
+}
+
+// copyInto copies the image file into f at off, at most size bytes,
+// skipping all-zero chunks so the disk file stays sparse.
+func copyInto(f *os.File, img string, off, size int64) error {
+	src, err := os.Open(img)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	st, err := src.Stat()
+	if err != nil {
+		return err
+	}
+	if st.Size() > size {
+		return fmt.Errorf("image %s (%d bytes) larger than its partition (%d)", img, st.Size(), size)
+	}
+	buf := make([]byte, mib)
+	zero := make([]byte, mib)
+	for pos := int64(0); ; {
+		n, err := io.ReadFull(src, buf)
+		if n > 0 && !bytes.Equal(buf[:n], zero[:n]) {
+			if _, werr := f.WriteAt(buf[:n], off+pos); werr != nil {
+				return werr
+			}
+		}
+		pos += int64(n)
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func run(name string, args ...string) error { return runCmd(exec.Command(name, args...)) }
+
+func runCmd(cmd *exec.Cmd) error {
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s: %v: %s", strings.Join(cmd.Args, " "), err, strings.TrimSpace(out.String()))
+	}
+	return nil
+}
+
+func roundUp(n, to int64) int64 { return (n + to - 1) / to * to }
+
+// formatUUID formats 16 bytes, in order, as a UUID string (the DPS rule
+// for verity PARTUUIDs).
+func formatUUID(b []byte) string {
+	h := hex.EncodeToString(b[:16])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// derivedUUID makes a stable version-4-shaped UUID from a digest and a purpose.
+func derivedUUID(d [32]byte, purpose string) string {
+	s := sha256.Sum256(append(d[:], purpose...))
+	s[6] = s[6]&0x0f | 0x40
+	s[8] = s[8]&0x3f | 0x80
+	return formatUUID(s[:16])
+}
+
+func validUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, c := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !strings.ContainsRune("0123456789abcdefABCDEF", c) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func fileDigest(path string) ([32]byte, error) {
+	var d [32]byte
+	f, err := os.Open(path)
+	if err != nil {
+		return d, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return d, err
+	}
+	copy(d[:], h.Sum(nil))
+	return d, nil
+}

@@ -1,0 +1,119 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/mcinit/mcinit/e2e/fixture"
+	"github.com/mcinit/mcinit/initramfs"
+)
+
+// The default boot: no flag, a verified policy, a dm-verity root.
+func TestX86Production(t *testing.T) {
+	e := env(t, "amd64")
+	r := boot(t, e.Machine("x86-production", e.Initrd, e.Disk, fixture.OtherSerial, ""))
+	wantReport(t, r, map[string]string{
+		"profile":          "production",
+		"root.fstype":      "erofs",
+		"root.mode":        "ro",
+		"root_writable":    "no",
+		"modules_disabled": "1",
+		"file.board":       "qemu-x86_64",
+	})
+	if src, _ := r.Value("root.source"); !strings.HasPrefix(src, "/dev/mapper/") && !strings.HasPrefix(src, "/dev/dm-") {
+		t.Errorf("root source %q is not a device-mapper device", src)
+	}
+	if !r.Has("mcinit: board: qemu-x86_64") {
+		t.Error("no board line")
+	}
+}
+
+// Development requested by a unit the policy lists.
+func TestX86DevelopmentAllowed(t *testing.T) {
+	e := env(t, "amd64")
+	r := boot(t, e.Machine("x86-dev-allowed", e.Initrd, e.Disk, fixture.DevSerial,
+		"mcinit.profile=development mcinit_test.actions=write-marker"))
+	wantReport(t, r, map[string]string{
+		"profile":               "development",
+		"root.fstype":           "overlay",
+		"root_writable":         "yes",
+		"modules_disabled":      "0",
+		"action.0.write-marker": "ok",
+	})
+}
+
+// Development requested by a unit the policy does not list: production,
+// with a visible warning, and the denial is measured.
+func TestX86DevelopmentDenied(t *testing.T) {
+	e := env(t, "amd64")
+	r := boot(t, e.Machine("x86-dev-denied", e.Initrd, e.Disk, fixture.OtherSerial, "mcinit.profile=development"))
+	wantReport(t, r, map[string]string{
+		"profile":       "production",
+		"root_writable": "no",
+	})
+	if !r.Has("reason dev-denied") {
+		t.Error("the denial is not visible on the console")
+	}
+}
+
+// A policy changed after signing: refused, never development.
+func TestX86TamperedPolicy(t *testing.T) {
+	e := env(t, "amd64")
+	raw, err := e.ReadRecord(initramfs.PolicyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tampered := []byte(strings.Replace(string(raw), "version = 1", "version = 2", 1))
+	initrd, err := e.Variant("tampered", map[string][]byte{initramfs.PolicyFile: tampered})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := boot(t, e.Machine("x86-tampered", initrd, e.Disk, fixture.DevSerial, "mcinit.profile=development"))
+	wantRefusal(t, r, "policy: ")
+}
+
+// No policy at all.
+func TestX86MissingPolicy(t *testing.T) {
+	e := env(t, "amd64")
+	initrd, err := e.Variant("nopolicy", map[string][]byte{initramfs.PolicyFile: nil, initramfs.SigFile: nil})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := boot(t, e.Machine("x86-nopolicy", initrd, e.Disk, fixture.OtherSerial, ""))
+	wantRefusal(t, r, "policy: ")
+}
+
+// A valid policy that covers other boards only.
+func TestX86BoardNotCovered(t *testing.T) {
+	e := env(t, "amd64")
+	p := e.DefaultPolicy()
+	p.Boards = []string{"intel-nuc"}
+	initrd, err := e.PolicyVariant(context.Background(), "other-board", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := boot(t, e.Machine("x86-board-not-covered", initrd, e.Disk, fixture.OtherSerial, ""))
+	wantRefusal(t, r, "")
+	if !r.Has("qemu-x86_64") {
+		t.Error("the refusal does not name the board")
+	}
+}
+
+// No disk: a clear refusal after the bounded wait, no hang.
+func TestX86MissingDisk(t *testing.T) {
+	e := env(t, "amd64")
+	r := boot(t, e.Machine("x86-nodisk", e.Initrd, "", fixture.OtherSerial, ""))
+	wantRefusal(t, r, "no accepted root image found")
+}
+
+// The command line cannot choose the root in production.
+func TestX86CmdlineRootIgnored(t *testing.T) {
+	e := env(t, "amd64")
+	r := boot(t, e.Machine("x86-cmdline-root", e.Initrd, e.Disk, fixture.OtherSerial,
+		"root=/dev/vda1 roothash=0000000000000000000000000000000000000000000000000000000000000000"))
+	wantReport(t, r, map[string]string{"profile": "production", "root.mode": "ro"})
+	if !r.Has("ignoring root=/dev/vda1") || !r.Has("ignoring roothash=") {
+		t.Error("the ignored root= / roothash= are not reported on the console")
+	}
+}

@@ -1,0 +1,107 @@
+package policy
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"testing"
+
+	"github.com/BurntSushi/toml"
+)
+
+// FuzzParse: the policy parser never panics, and whatever it accepts
+// survives the normalised round trip that `mcinit policy show` prints.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(minimal))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := Parse(data)
+		if err != nil {
+			return
+		}
+		var buf bytes.Buffer
+		if err := toml.NewEncoder(&buf).Encode(p.Normalized()); err != nil {
+			t.Fatalf("encode: %v", err)
+		}
+		if _, err := Parse(buf.Bytes()); err != nil {
+			t.Fatalf("accepted policy does not round-trip: %v\n%s", err, buf.Bytes())
+		}
+	})
+}
+
+// FuzzParseGrant: no panic; an accepted grant is internally consistent.
+func FuzzParseGrant(f *testing.F) {
+	f.Add([]byte(sampleGrant))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		g, err := ParseGrant(data)
+		if err != nil {
+			return
+		}
+		if !validBoardName(g.Board) || validDeviceID(g.DeviceID) != nil {
+			t.Fatalf("accepted bad grant %+v", g)
+		}
+		if g.MinPolicyVersion != nil && g.MaxPolicyVersion != nil && *g.MinPolicyVersion > *g.MaxPolicyVersion {
+			t.Fatalf("accepted empty range %+v", g)
+		}
+	})
+}
+
+// FuzzParseSignatures: the signature format has one spelling, so an
+// accepted file formats back to exactly its input bytes.
+func FuzzParseSignatures(f *testing.F) {
+	f.Add([]byte("ed25519 " + KeyID([]byte("x")) + " " + b64.EncodeToString(make([]byte, 64)) + "\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		sigs, err := ParseSignatures(data)
+		if err != nil {
+			return
+		}
+		if got := FormatSignatures(sigs); !bytes.Equal(got, data) {
+			t.Fatalf("non-canonical file accepted:\n%q\nformats as\n%q", data, got)
+		}
+	})
+}
+
+// FuzzVerifyPolicy: verification under a fixed key set never panics and
+// never accepts bytes that were not signed (the fuzzer cannot forge).
+func FuzzVerifyPolicy(f *testing.F) {
+	priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))
+	pub, err := PublicKeyFrom(priv.Public())
+	if err != nil {
+		f.Fatal(err)
+	}
+	ks, err := NewKeySet(1, pub)
+	if err != nil {
+		f.Fatal(err)
+	}
+	sig, err := Sign(priv, []byte(minimal))
+	if err != nil {
+		f.Fatal(err)
+	}
+	good := FormatSignatures([]Signature{sig})
+	f.Add([]byte(minimal), good)
+	f.Fuzz(func(t *testing.T, doc, sigFile []byte) {
+		v, err := VerifyPolicy(doc, sigFile, ks)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(doc, []byte(minimal)) {
+			t.Fatalf("accepted unsigned policy %q", doc)
+		}
+		if len(v.SignedBy) != 1 || v.SignedBy[0] != pub.ID {
+			t.Fatalf("SignedBy %v", v.SignedBy)
+		}
+	})
+}
+
+// FuzzParsePublicKeyPEM: key files are untrusted input too.
+func FuzzParsePublicKeyPEM(f *testing.F) {
+	_, pub := testSigner(f, AlgECDSAP256)
+	f.Add(pubPEM(f, pub))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		k, err := ParsePublicKeyPEM(data)
+		if err != nil {
+			return
+		}
+		if k.Alg != AlgEd25519 && k.Alg != AlgECDSAP256 {
+			t.Fatalf("accepted key of alg %q", k.Alg)
+		}
+	})
+}

@@ -1,0 +1,99 @@
+package policy
+
+import (
+	"strings"
+	"testing"
+	"testing/fstest"
+)
+
+const sampleGrant = `format = 1
+board = "qemu-x86_64"
+device_id = "SN-0042"
+min_policy_version = 3
+max_policy_version = 9
+`
+
+func TestParseGrant(t *testing.T) {
+	g, err := ParseGrant([]byte(sampleGrant))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		board, dev string
+		ver        uint64
+		want       bool
+	}{
+		{"qemu-x86_64", "SN-0042", 3, true},
+		{"qemu-x86_64", "SN-0042", 9, true},
+		{"qemu-x86_64", "SN-0042", 2, false},
+		{"qemu-x86_64", "SN-0042", 10, false},
+		{"qemu-x86_64", "SN-0043", 5, false},
+		{"qemu-aarch64-virt", "SN-0042", 5, false},
+		{"qemu-x86_64", "", 5, false},
+	} {
+		if got := g.Matches(tc.board, tc.dev, tc.ver); got != tc.want {
+			t.Errorf("Matches(%q, %q, %d) = %v", tc.board, tc.dev, tc.ver, got)
+		}
+	}
+	open, err := ParseGrant([]byte("format = 1\nboard = \"b\"\ndevice_id = \"x\"\n"))
+	if err != nil || !open.Matches("b", "x", 0) || !open.Matches("b", "x", 1<<62) {
+		t.Errorf("unbounded grant: %v", err)
+	}
+
+	for _, tc := range []struct{ doc, want string }{
+		{"board = \"b\"\ndevice_id = \"x\"\n", "field format: missing"},
+		{"format = 2\nboard = \"b\"\ndevice_id = \"x\"\n", "field format"},
+		{"format = 1\ndevice_id = \"x\"\n", "field board"},
+		{"format = 1\nboard = \"b\"\n", "field device_id: empty"},
+		{"format = 1\nboard = \"b\"\ndevice_id = \" x\"\n", "field device_id: leading"},
+		{"format = 1\nboard = \"b\"\ndevice_id = \"x\"\nmin_policy_version = 5\nmax_policy_version = 4\n", "field max_policy_version"},
+		{"format = 1\nboard = \"b\"\ndevice_id = \"x\"\nmin_policy_version = -5\n", "field min_policy_version: -5 is negative"},
+		{"format = 1\nboard = \"b\"\ndevice_id = \"x\"\nexpires = 1\n", "unknown field expires"},
+		{minimal, "unknown field"}, // a policy is not a grant
+	} {
+		if _, err := ParseGrant([]byte(tc.doc)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want %q", tc.doc, err, tc.want)
+		}
+	}
+	// ... and a grant is not a policy.
+	if _, err := Parse([]byte(sampleGrant)); err == nil {
+		t.Error("a grant parsed as a policy")
+	}
+}
+
+func TestVerifyGrant(t *testing.T) {
+	a, ka := testSigner(t, AlgEd25519)
+	b, kb := testSigner(t, AlgECDSAP256)
+	ks := mustKeySet(t, 2, ka, kb)
+	doc := []byte(sampleGrant)
+	g, err := VerifyGrant(doc, signAll(t, doc, a, b), ks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(g.SignedBy) != 2 {
+		t.Errorf("SignedBy %v", g.SignedBy)
+	}
+	if _, err := VerifyGrant(doc, signAll(t, doc, a), ks); err == nil || !strings.Contains(err.Error(), "only 1 of 2") {
+		t.Errorf("threshold: %v", err)
+	}
+	if _, err := ParseGrant(doc); err != nil {
+		t.Fatal(err)
+	}
+
+	other := []byte(strings.Replace(sampleGrant, "SN-0042", "SN-0043", 1))
+	fsys := fstest.MapFS{
+		"grants/a.toml":     {Data: doc},
+		"grants/a.toml.sig": {Data: signAll(t, doc, a, b)},
+		"grants/b.toml":     {Data: other},
+		"grants/b.toml.sig": {Data: signAll(t, doc, a, b)}, // signatures of a.toml
+		"grants/c.toml":     {Data: doc},                   // no signature file
+	}
+	grants, problems := VerifyGrantsFS(fsys, "grants", ks)
+	if len(grants) != 1 || grants[0].DeviceID != "SN-0042" {
+		t.Errorf("grants %v", grants)
+	}
+	if len(problems) != 2 || !strings.Contains(problems[0].Error(), "grants/b.toml: grant signature: bad signature") ||
+		!strings.Contains(problems[1].Error(), "c.toml.sig") {
+		t.Errorf("problems %v", problems)
+	}
+}

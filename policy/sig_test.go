@@ -1,0 +1,224 @@
+package policy
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"strings"
+	"testing"
+	"testing/fstest"
+)
+
+func pubPEM(t testing.TB, k *PublicKey) []byte {
+	t.Helper()
+	b, err := k.MarshalPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestLoadKeySet(t *testing.T) {
+	_, k1 := testSigner(t, AlgEd25519)
+	_, k2 := testSigner(t, AlgECDSAP256)
+	good := fstest.MapFS{
+		"a.pem":       {Data: pubPEM(t, k1)},
+		"b.pem":       {Data: pubPEM(t, k2)},
+		"README.md":   {Data: []byte("ignored")},
+		"keyset.toml": {Data: []byte("threshold = 2\n")},
+	}
+	ks, err := LoadKeySet(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ks.Threshold != 2 || len(ks.Keys()) != 2 || ks.Key(k1.ID).Name != "a.pem" || ks.Key(k2.ID).Alg != AlgECDSAP256 {
+		t.Errorf("got %+v", ks)
+	}
+
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaDER, _ := x509.MarshalPKIXPublicKey(&rsaKey.PublicKey)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	p384DER, _ := x509.MarshalPKIXPublicKey(&p384.PublicKey)
+	with := func(edit func(fstest.MapFS)) fstest.MapFS {
+		m := fstest.MapFS{}
+		for k, v := range good {
+			m[k] = v
+		}
+		edit(m)
+		return m
+	}
+	for _, tc := range []struct {
+		name string
+		fs   fstest.MapFS
+		want string
+	}{
+		{"k > n", with(func(m fstest.MapFS) { m["keyset.toml"] = &fstest.MapFile{Data: []byte("threshold = 3\n")} }), "threshold 3 is more than the 2 keys"},
+		{"k = 0", with(func(m fstest.MapFS) { m["keyset.toml"] = &fstest.MapFile{Data: []byte("threshold = 0\n")} }), "threshold 0 is below 1"},
+		{"k < 0", with(func(m fstest.MapFS) { m["keyset.toml"] = &fstest.MapFile{Data: []byte("threshold = -1\n")} }), "threshold: -1 is negative"},
+		{"no threshold", with(func(m fstest.MapFS) { m["keyset.toml"] = &fstest.MapFile{Data: []byte("\n")} }), "field threshold: missing"},
+		{"unknown field", with(func(m fstest.MapFS) { m["keyset.toml"] = &fstest.MapFile{Data: []byte("threshold = 1\nk = 1\n")} }), "unknown field k"},
+		{"no keyset.toml", with(func(m fstest.MapFS) { delete(m, "keyset.toml") }), "keyset.toml"},
+		{"duplicate key", with(func(m fstest.MapFS) { m["c.pem"] = &fstest.MapFile{Data: pubPEM(t, k1)} }), "duplicate key " + k1.ID},
+		{"rsa", with(func(m fstest.MapFS) {
+			m["c.pem"] = &fstest.MapFile{Data: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: rsaDER})}
+		}), "c.pem: key type *rsa.PublicKey is not supported"},
+		{"p384", with(func(m fstest.MapFS) {
+			m["c.pem"] = &fstest.MapFile{Data: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: p384DER})}
+		}), "curve P-384"},
+		{"two blocks", with(func(m fstest.MapFS) {
+			m["c.pem"] = &fstest.MapFile{Data: append(pubPEM(t, k1), pubPEM(t, k2)...)}
+		}), "c.pem: data after the PEM block"},
+		{"private key", with(func(m fstest.MapFS) { m["c.pem"] = &fstest.MapFile{Data: []byte("-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n")} }), `want "PUBLIC KEY"`},
+		{"garbage", with(func(m fstest.MapFS) { m["c.pem"] = &fstest.MapFile{Data: []byte("hello")} }), "c.pem: no PEM block"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := LoadKeySet(tc.fs)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseSignaturesStrict(t *testing.T) {
+	priv, _ := testSigner(t, AlgEd25519)
+	good := string(signAll(t, []byte("m"), priv))
+	if _, err := ParseSignatures([]byte(good)); err != nil {
+		t.Fatal(err)
+	}
+	line := strings.TrimSuffix(good, "\n")
+	f := strings.Split(line, " ")
+	for _, tc := range []struct{ name, in, want string }{
+		{"empty", "", "empty"},
+		{"no final newline", line, "newline"},
+		{"blank line", good + "\n", "line 2"},
+		{"leading blank", "\n" + good, "line 1"},
+		{"crlf", line + "\r\n", "line 1"},
+		{"double space", f[0] + "  " + f[1] + " " + f[2] + "\n", "3 fields"},
+		{"tab", f[0] + "\t" + f[1] + " " + f[2] + "\n", "3 fields"},
+		{"trailing space", line + " \n", "3 fields"},
+		{"upper hex", f[0] + " " + strings.ToUpper(f[1]) + " " + f[2] + "\n", "lowercase hex"},
+		{"short id", f[0] + " " + f[1][1:] + " " + f[2] + "\n", "key ID"},
+		{"alg", "ED25519 " + f[1] + " " + f[2] + "\n", `algorithm "ED25519"`},
+		{"no padding", f[0] + " " + f[1] + " " + strings.TrimRight(f[2], "=") + "\n", "base64"},
+		{"url base64", f[0] + " " + f[1] + " " + strings.NewReplacer("+", "-", "/", "_").Replace(f[2]) + "XX\n", "base64"},
+		{"short sig", f[0] + " " + f[1] + " AAAA\n", "ed25519 signature is 3 bytes"},
+		{"comment", "# x\n" + good, "line 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseSignatures([]byte(tc.in))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestVerifyThreshold(t *testing.T) {
+	msg := []byte(minimal)
+	a, ka := testSigner(t, AlgEd25519)
+	b, kb := testSigner(t, AlgECDSAP256)
+	c, kc := testSigner(t, AlgEd25519)
+	x, kx := testSigner(t, AlgEd25519) // not trusted
+	ks := mustKeySet(t, 2, ka, kb, kc)
+
+	for _, tc := range []struct {
+		name    string
+		sig     []byte
+		want    string // "" = success
+		signers int
+		unknown int
+	}{
+		{"two distinct", signAll(t, msg, a, b), "", 2, 0},
+		{"three distinct", signAll(t, msg, a, b, c), "", 3, 0},
+		{"one", signAll(t, msg, a), "only 1 of 2 required distinct signatures (signed by " + ka.ID + ")", 0, 0},
+		{"same key twice counts once", signAll(t, msg, a, a), "only 1 of 2", 0, 0},
+		{"ecdsa twice counts once", signAll(t, msg, b, b), "only 1 of 2", 0, 0},
+		{"unknown ignored, reported", signAll(t, msg, a, x), "ignored 1 signature(s) by unknown key(s) " + kx.ID, 0, 0},
+		{"unknown ignored, enough", signAll(t, msg, x, a, c), "", 2, 1},
+		{"bad sig from known key", append(signAll(t, msg, a, b), signAll(t, []byte("other"), c)...), "bad signature from key " + kc.ID, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v, err := VerifyPolicy(msg, tc.sig, ks)
+			if tc.want != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("got %v, want %q", err, tc.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(v.SignedBy) != tc.signers || len(v.Unknown) != tc.unknown {
+				t.Errorf("signed by %v, unknown %v", v.SignedBy, v.Unknown)
+			}
+		})
+	}
+
+	// A line claiming the wrong algorithm for a trusted key.
+	s, _ := Sign(a, msg)
+	s.Alg = AlgECDSAP256
+	s.Sig = s.Sig[:60]
+	if _, err := ks.Verify(msg, FormatSignatures([]Signature{s})); err == nil || !strings.Contains(err.Error(), "is ed25519, the line says ecdsa-p256") {
+		t.Errorf("alg mismatch: %v", err)
+	}
+	// Signature checked first, then the fields.
+	bad := []byte("format = 9\n")
+	if _, err := VerifyPolicy(bad, signAll(t, bad, a, b), ks); err == nil || !strings.Contains(err.Error(), "policy: field format") {
+		t.Errorf("parse after verify: %v", err)
+	}
+	if _, err := VerifyPolicy(bad, signAll(t, bad, a, b), nil); err == nil {
+		t.Error("nil key set accepted")
+	}
+}
+
+// TestTamperEveryByte changes every byte of a signed policy and of its
+// signature file (two keys of each algorithm, threshold 2) in several ways;
+// every change must be rejected.
+func TestTamperEveryByte(t *testing.T) {
+	msg := []byte(minimal)
+	a, ka := testSigner(t, AlgEd25519)
+	b, kb := testSigner(t, AlgECDSAP256)
+	ks := mustKeySet(t, 2, ka, kb)
+	sig := signAll(t, msg, a, b)
+	if _, err := VerifyPolicy(msg, sig, ks); err != nil {
+		t.Fatal(err)
+	}
+	variants := func(c byte) []byte {
+		out := []byte{c ^ 0x01, c ^ 0x80, c ^ 0x20, ' ', '\n', '0', 'a', 'A', '=', 0, 0xff}
+		return out
+	}
+	n := 0
+	for _, target := range []string{"policy", "signature"} {
+		src := msg
+		if target == "signature" {
+			src = sig
+		}
+		for i := range src {
+			for _, v := range variants(src[i]) {
+				if v == src[i] {
+					continue
+				}
+				m := append([]byte(nil), src...)
+				m[i] = v
+				p, s := msg, sig
+				if target == "policy" {
+					p = m
+				} else {
+					s = m
+				}
+				n++
+				if _, err := VerifyPolicy(p, s, ks); err == nil {
+					t.Errorf("%s byte %d changed %#02x -> %#02x: accepted", target, i, src[i], v)
+				}
+			}
+		}
+	}
+	t.Logf("%d tampered variants of %d+%d bytes, all rejected", n, len(msg), len(sig))
+}
