@@ -34,7 +34,7 @@ run() { # tool run -> "wall cpu rss_kb" appended to $work/<tool>
 	/usr/bin/time -o "$work/time" -f "%e %U %S %M" "${cmd[@]}" --salt "$salt" --uuid "$uuid" \
 		"$work/data" "$hash" >"$work/out.$tool"
 	read -r wall user sys rss <"$work/time"
-	echo "$wall $(echo "$user + $sys" | bc -l) $rss" >>"$work/$tool"
+	awk -v w="$wall" -v u="$user" -v s="$sys" -v r="$rss" 'BEGIN {print w, u + s, r}' >>"$work/$tool"
 	grep '^Root hash:' "$work/out.$tool" | awk '{print $3}' >"$work/root.$tool"
 }
 
@@ -54,8 +54,7 @@ for t in "${tools[@]}"; do
 	wall=$(cut -d' ' -f1 "$work/$t" | median)
 	cpu=$(cut -d' ' -f2 "$work/$t" | median)
 	rss=$(cut -d' ' -f3 "$work/$t" | median)
-	printf '%-14s %9.2f %10.0f %11.2fx %9.2f %9.2fx %12.1f\n' "$t" "$wall" \
-		"$(echo "$SIZE_MIB / $wall" | bc -l)" "$(echo "$base_wall / $wall" | bc -l)" \
-		"$cpu" "$(echo "$base_cpu / $cpu" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
+	awk -v t="$t" -v w="$wall" -v c="$cpu" -v r="$rss" -v m="$SIZE_MIB" -v bw="$base_wall" -v bc="$base_cpu" \
+		'BEGIN {printf "%-14s %9.2f %10.0f %11.2fx %9.2f %9.2fx %12.1f\n", t, w, m / w, bw / w, c, bc / c, r / 1024}'
 done
 echo "(speedup and cpu_ratio: veritysetup's median over the tool's; >1 means faster/cheaper)"

@@ -10,6 +10,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path"
 	"regexp"
@@ -34,7 +35,7 @@ const (
 	maxPattern    = 256
 	maxParams     = 1024
 	maxNotes      = 8 << 10
-	maxModuleName = 55 // MODULE_NAME_LEN minus the NUL, minus slack kept by the kernel
+	maxModuleName = 55 // the kernel's MODULE_NAME_LEN (64 − 8 on 64-bit) minus the NUL
 )
 
 // Arches a board can name (GOARCH spelling).
@@ -181,11 +182,11 @@ func parse(filename string, data []byte) (*Board, error) {
 		if len(m.Name) > maxModuleName || !moduleRE.MatchString(m.Name) {
 			return nil, fmt.Errorf("modules[%d].name: %q is not a module name", i, m.Name)
 		}
-		if n := NormalizeModule(m.Name); seen[n] {
+		n := NormalizeModule(m.Name)
+		if seen[n] {
 			return nil, fmt.Errorf("modules[%d].name: %q is listed twice", i, m.Name)
-		} else {
-			seen[n] = true
 		}
+		seen[n] = true
 		if len(m.Params) > maxParams || !printable(m.Params) {
 			return nil, fmt.Errorf("modules[%d].params: must be printable ASCII, at most %d bytes", i, maxParams)
 		}
@@ -315,19 +316,14 @@ func readBounded(fsys fs.FS, name string) ([]byte, error) {
 		return nil, fmt.Errorf("board file %s: %w", name, err)
 	}
 	defer f.Close()
-	buf := make([]byte, MaxFileSize+1)
-	n := 0
-	for n < len(buf) {
-		m, err := f.Read(buf[n:])
-		n += m
-		if err != nil {
-			break
-		}
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("board file %s: %w", name, err)
 	}
-	if n > MaxFileSize {
+	if len(b) > MaxFileSize {
 		return nil, fmt.Errorf("board file %s: larger than %d bytes", name, MaxFileSize)
 	}
-	return buf[:n], nil
+	return b, nil
 }
 
 // NewSet builds a set from parsed boards; names must be unique and there

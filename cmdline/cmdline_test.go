@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func p(name string) Param          { return Param{Name: name} }
+func p(name string) Param         { return Param{Name: name} }
 func pv(name, value string) Param { return Param{Name: name, Value: value, HasValue: true} }
 
 // TestParseKernelRules follows lib/cmdline.c next_arg() and parse_args(),

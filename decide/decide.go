@@ -62,6 +62,9 @@ type Input struct {
 	// (without SignedBy) are ignored.
 	Grants []*policy.Grant
 	// Floor is the rollback floor read from the TPM, when FloorKnown.
+	// FloorKnown is false when no floor has been recorded (a fresh NV
+	// counter) or the policy sets no rollback_nv_index; a TPM that cannot be
+	// read is the caller's refusal, not an unknown floor.
 	Floor      uint64
 	FloorKnown bool
 }
@@ -131,8 +134,8 @@ func PossibleFacts() []Facts {
 // Decide applies the rules, in order:
 //  1. no verified policy (missing, bad signature, too few distinct
 //     signatures, parse error) → refuse; never development;
-//  2. policy version below a known rollback floor → refuse; an unknown floor
-//     while the policy sets rollback_nv_index and requires a TPM → refuse;
+//  2. policy version below a known rollback floor → refuse (an unrecorded
+//     floor while the policy sets rollback_nv_index gives a warning);
 //  3. board not covered by the policy → refuse;
 //  4. no request or mcinit.profile=production → production; a malformed
 //     request → production and a warning;
@@ -154,10 +157,10 @@ func Decide(in Input) (*Decision, error) {
 	switch {
 	case in.FloorKnown && p.Version < in.Floor:
 		return nil, refuse("policy version %d is below the rollback floor %d", p.Version, in.Floor)
-	case !in.FloorKnown && p.Production.RollbackNVIndex != 0 && p.Production.RequiresTPM():
-		return nil, refuse("policy requires rollback protection (NV index %#x) but the rollback floor is unknown", p.Production.RollbackNVIndex)
 	case !in.FloorKnown && p.Production.RollbackNVIndex != 0:
-		warn("rollback floor unknown: rollback protection not enforced (tpm_required = false)")
+		// The caller refuses when the TPM cannot be read at all; here the
+		// counter exists but holds no floor yet (first boot).
+		warn("rollback floor %#x not recorded yet: no version check this boot", p.Production.RollbackNVIndex)
 	}
 
 	switch {

@@ -90,9 +90,11 @@ func TestDecide(t *testing.T) {
 		{"at floor", Input{Policy: full, Board: "rpi4", Floor: 5, FloorKnown: true}, want{profile: Production, request: RequestNone, reason: ReasonDefault}},
 		{"above floor", Input{Policy: full, Board: "rpi4", Floor: 1, FloorKnown: true}, want{profile: Production, request: RequestNone, reason: ReasonDefault}},
 		{"below floor, dev board, dev requested", Input{Policy: full, Board: "rpi4", Cmdline: cl(t, dev), Floor: 9, FloorKnown: true}, want{refuse: "rollback floor 9"}},
-		{"floor unknown, rollback required", Input{Policy: rollback, Board: "rpi4"}, want{refuse: "rollback floor is unknown"}},
-		{"floor unknown, tpm optional", Input{Policy: rollbackSoft, Board: "rpi4"}, want{profile: Production, request: RequestNone, reason: ReasonDefault, warn: "rollback protection not enforced"}},
+		{"floor not recorded yet", Input{Policy: rollback, Board: "rpi4"}, want{profile: Production, request: RequestNone, reason: ReasonDefault, warn: "rollback floor 0x1500016 not recorded yet"}},
+		{"floor not recorded, tpm optional", Input{Policy: rollbackSoft, Board: "rpi4"}, want{profile: Production, request: RequestNone, reason: ReasonDefault, warn: "not recorded yet"}},
+		{"no rollback index, floor ignored", Input{Policy: full, Board: "rpi4"}, want{profile: Production, request: RequestNone, reason: ReasonDefault}},
 		{"floor known, rollback", Input{Policy: rollback, Board: "rpi4", Floor: 5, FloorKnown: true, Cmdline: cl(t, dev)}, want{profile: Development, request: RequestDevelopment, reason: ReasonDevBoard}},
+		{"floor not recorded, dev", Input{Policy: rollback, Board: "rpi4", Cmdline: cl(t, dev)}, want{profile: Development, request: RequestDevelopment, reason: ReasonDevBoard, warn: "not recorded yet"}},
 
 		// Rule 3: board coverage.
 		{"no board", Input{Policy: full}, want{refuse: "no board file matches"}},
@@ -108,8 +110,8 @@ func TestDecide(t *testing.T) {
 		{"nil cmdline", Input{Policy: full, Board: "rpi4"}, want{profile: Production, request: RequestNone, reason: ReasonDefault}},
 		{"production requested", Input{Policy: full, Board: "rpi4", Cmdline: cl(t, "mcinit.profile=production")}, want{profile: Production, request: RequestProduction, reason: ReasonRequested}},
 		{"malformed", Input{Policy: full, Board: "rpi4", Cmdline: cl(t, "mcinit.profile=devel")}, want{profile: Production, request: RequestMalformed, reason: ReasonMalformedRequest, warn: "malformed request"}},
-		{"conflicting repeats", Input{Policy: full, Board: "rpi4", Cmdline: cl(t, dev + " mcinit.profile=production")}, want{profile: Production, request: RequestMalformed, reason: ReasonMalformedRequest, warn: "different values"}},
-		{"agreeing repeats", Input{Policy: full, Board: "rpi4", Cmdline: cl(t, dev + " " + dev)}, want{profile: Development, request: RequestDevelopment, reason: ReasonDevBoard}},
+		{"conflicting repeats", Input{Policy: full, Board: "rpi4", Cmdline: cl(t, dev+" mcinit.profile=production")}, want{profile: Production, request: RequestMalformed, reason: ReasonMalformedRequest, warn: "different values"}},
+		{"agreeing repeats", Input{Policy: full, Board: "rpi4", Cmdline: cl(t, dev+" "+dev)}, want{profile: Development, request: RequestDevelopment, reason: ReasonDevBoard}},
 		{"flag after --", Input{Policy: full, Board: "rpi4", Cmdline: cl(t, "-- "+dev)}, want{profile: Production, request: RequestNone, reason: ReasonDefault}},
 
 		// Rule 5: development.
@@ -130,9 +132,9 @@ func TestDecide(t *testing.T) {
 		{"dev allowed but production requested", Input{Policy: full, Board: "rpi4", Cmdline: cl(t, "mcinit.profile=production")}, want{profile: Production, request: RequestProduction, reason: ReasonRequested}},
 
 		// Shell: development only.
-		{"shell in development", Input{Policy: full, Board: "rpi4", Cmdline: cl(t, dev + " mcinit.shell")}, want{profile: Development, request: RequestDevelopment, reason: ReasonDevBoard, shell: true}},
+		{"shell in development", Input{Policy: full, Board: "rpi4", Cmdline: cl(t, dev+" mcinit.shell")}, want{profile: Development, request: RequestDevelopment, reason: ReasonDevBoard, shell: true}},
 		{"shell in production", Input{Policy: full, Board: "rpi4", Cmdline: cl(t, "mcinit.shell")}, want{profile: Production, request: RequestNone, reason: ReasonDefault, warn: "mcinit.shell ignored"}},
-		{"shell when dev denied", Input{Policy: never, Board: "rpi4", Cmdline: cl(t, dev + " mcinit.shell")}, want{profile: Production, request: RequestDevelopment, reason: ReasonDevDenied, warn: "mcinit.shell ignored"}},
+		{"shell when dev denied", Input{Policy: never, Board: "rpi4", Cmdline: cl(t, dev+" mcinit.shell")}, want{profile: Production, request: RequestDevelopment, reason: ReasonDevDenied, warn: "mcinit.shell ignored"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d, err := Decide(tc.in)

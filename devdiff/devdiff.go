@@ -17,7 +17,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"sort"
 	"time"
 
@@ -114,6 +113,16 @@ func Walk(upper, lower string, opts Options, fn func(*Change) error) error {
 		bufU:  make([]byte, 64<<10),
 		bufL:  make([]byte, 64<<10),
 	}
+	// /run/mcinit/upper is a symlink into the upper's filesystem.
+	u, err := filepath.EvalSymlinks(upper)
+	if err != nil {
+		return fmt.Errorf("upper %s: %w", upper, err)
+	}
+	l, err := filepath.EvalSymlinks(lower)
+	if err != nil {
+		return fmt.Errorf("lower %s: %w", lower, err)
+	}
+	upper, lower = u, l
 	ui, err := w.stat(upper, true)
 	if err != nil {
 		return fmt.Errorf("upper: %w", err)
@@ -175,65 +184,77 @@ type walker struct {
 }
 
 // dir walks one upper directory. lowerDir is the matching lower directory,
-// "" when there is none; opaque says the lower entries are hidden.
+// "" when there is none; opaque says the lower entries are hidden, so each
+// lower name the upper lacks is a deletion, reported in name order.
 func (w *walker) dir(rel, upperDir, lowerDir string, opaque bool) error {
 	names, err := readNames(upperDir)
 	if err != nil {
 		return err
 	}
-	for _, name := range names {
-		up := filepath.Join(upperDir, name)
-		ui, err := w.stat(up, true)
-		if err != nil {
+	var hidden []string
+	if opaque && lowerDir != "" {
+		if hidden, err = readNames(lowerDir); err != nil {
 			return err
 		}
-		r, err := classify(ui.mode(), ui.Rdev, ui.Size, ui.Xattrs)
-		if err != nil {
-			return fmt.Errorf("%s: %w", up, err)
-		}
-		ui.Xattrs = ownXattrs(ui.Xattrs)
-		var lp string
-		var li *Info
-		if lowerDir != "" {
-			lp = filepath.Join(lowerDir, name)
-			if li, err = w.statIfExists(lp); err != nil {
-				return err
-			}
-		}
-		p := path.Join(rel, name)
-		if r == roleWhiteout {
-			if li != nil {
-				if err := w.fn(&Change{Kind: Deleted, Path: p, Info: *li, Lower: li}); err != nil {
+	}
+	for _, name := range names {
+		for len(hidden) > 0 && hidden[0] <= name {
+			if hidden[0] != name {
+				if err := w.hiddenLower(rel, lowerDir, hidden[0]); err != nil {
 					return err
 				}
 			}
-			continue
+			hidden = hidden[1:]
 		}
-		if err := w.entry(p, up, ui, r, lp, li); err != nil {
+		if err := w.upperName(rel, upperDir, lowerDir, name); err != nil {
 			return err
 		}
 	}
-	if !opaque || lowerDir == "" {
-		return nil
-	}
-	// An opaque directory hides every lower entry the upper does not have.
-	lnames, err := readNames(lowerDir)
-	if err != nil {
-		return err
-	}
-	for _, name := range lnames {
-		if _, found := slices.BinarySearch(names, name); found {
-			continue
-		}
-		li, err := w.stat(filepath.Join(lowerDir, name), false)
-		if err != nil {
-			return err
-		}
-		if err := w.fn(&Change{Kind: Deleted, Path: path.Join(rel, name), Info: *li, Lower: li}); err != nil {
+	for _, name := range hidden {
+		if err := w.hiddenLower(rel, lowerDir, name); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// hiddenLower reports a lower entry hidden by an opaque directory.
+func (w *walker) hiddenLower(rel, lowerDir, name string) error {
+	li, err := w.stat(filepath.Join(lowerDir, name), false)
+	if err != nil {
+		return err
+	}
+	return w.fn(&Change{Kind: Deleted, Path: path.Join(rel, name), Info: *li, Lower: li})
+}
+
+// upperName handles one name of an upper directory.
+func (w *walker) upperName(rel, upperDir, lowerDir, name string) error {
+	up := filepath.Join(upperDir, name)
+	ui, err := w.stat(up, true)
+	if err != nil {
+		return err
+	}
+	r, err := classify(ui.mode(), ui.Rdev, ui.Size, ui.Xattrs)
+	if err != nil {
+		return fmt.Errorf("%s: %w", up, err)
+	}
+	ui.Xattrs = ownXattrs(ui.Xattrs)
+	var lp string
+	var li *Info
+	if lowerDir != "" {
+		lp = filepath.Join(lowerDir, name)
+		if li, err = w.statIfExists(lp); err != nil {
+			return err
+		}
+	}
+	p := path.Join(rel, name)
+	if r == roleWhiteout {
+		if li == nil {
+			return nil
+		}
+		return w.fn(&Change{Kind: Deleted, Path: p, Info: *li, Lower: li})
+	}
+	return w.entry(p, up, ui, r, lp, li)
 }
 
 // entry classifies one upper entry that is not a whiteout and reports it.
@@ -344,12 +365,12 @@ func (w *walker) sameBytes(a string, asize int64, b string, bsize int64) (bool, 
 	if asize != bsize {
 		return false, nil
 	}
-	fa, err := os.Open(a)
+	fa, err := openRegular(a)
 	if err != nil {
 		return false, err
 	}
 	defer fa.Close()
-	fb, err := os.Open(b)
+	fb, err := openRegular(b)
 	if err != nil {
 		return false, err
 	}
@@ -370,6 +391,22 @@ func (w *walker) sameBytes(a string, asize int64, b string, bsize int64) (bool, 
 			return ea != nil && eb != nil, nil
 		}
 	}
+}
+
+// openRegular opens a file the walk found to be regular, refusing it if
+// it was swapped for a symlink, FIFO or device since (which could leak a
+// file from outside the layer into an export, or block).
+func openRegular(p string) (*os.File, error) {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: p, Err: err}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return nil, fmt.Errorf("%s: no longer a regular file", p)
+	}
+	return os.NewFile(uintptr(fd), p), nil
 }
 
 func (w *walker) statIfExists(p string) (*Info, error) {

@@ -132,7 +132,7 @@ func (t *TarWriter) Close() error {
 // copyContent streams exactly size bytes of src into w and fails when the
 // file changed length since it was examined.
 func copyContent(w io.Writer, src string, size int64) error {
-	f, err := os.Open(src)
+	f, err := openRegular(src)
 	if err != nil {
 		return err
 	}

@@ -273,6 +273,12 @@ func diff(t *testing.T, upper, lower string) (lines, opaque []string) {
 		return nil
 	})
 	must(t, err)
+	// Walk order: parents first, names in byte order within a directory.
+	order := slices.Clone(lines)
+	slices.SortStableFunc(order, func(a, b string) int {
+		return slices.Compare(strings.Split(a[2:], "/"), strings.Split(b[2:], "/"))
+	})
+	compareLines(t, "walk order", lines, order)
 	sort.Strings(lines)
 	return lines, opaque
 }
@@ -331,13 +337,23 @@ func TestOverlayEveryChange(t *testing.T) {
 		{"plain", "redirect_dir=off,metacopy=off,index=off", true},
 		{"userxattr", "userxattr,index=off", true},
 		{"index", "redirect_dir=off,metacopy=off,index=on", false},
+		{"tmpfs", "", true}, // the upper on tmpfs, as in a tmpfs development boot
 	} {
-		t.Run(tc.name, func(t *testing.T) { everyChange(t, tc.opts, tc.breakLowerLink) })
+		t.Run(tc.name, func(t *testing.T) { everyChange(t, tc.opts, tc.breakLowerLink, tc.name == "tmpfs") })
 	}
 }
 
-func everyChange(t *testing.T, opts string, breakLowerLink bool) {
+func everyChange(t *testing.T, opts string, breakLowerLink, tmpfs bool) {
 	l := newLayers(t)
+	if tmpfs {
+		fsDir := filepath.Join(filepath.Dir(l.upper), "upperfs")
+		must(t, os.Mkdir(fsDir, 0o755))
+		must(t, unix.Mount("tmpfs", fsDir, "tmpfs", 0, "mode=0755"))
+		t.Cleanup(func() { unix.Unmount(fsDir, unix.MNT_DETACH) })
+		l.upper, l.work = filepath.Join(fsDir, "upper"), filepath.Join(fsDir, "work")
+		must(t, os.Mkdir(l.upper, 0o755))
+		must(t, os.Mkdir(l.work, 0o755))
+	}
 	buildLower(t, l.lower)
 	l.mount(t, opts)
 	change(t, l.merged)
@@ -386,7 +402,12 @@ func everyChange(t *testing.T, opts string, breakLowerLink bool) {
 		must(t, Walk(l.upper, l.lower, Options{}, dw.Add))
 		must(t, dw.Close())
 		run(t, dir, "cp", "-a", l.lower, applied)
-		run(t, applied, "sh", "-c", `xargs -0 -r rm -rf -- < "$1"`, "sh", filepath.Join(out, ManifestName))
+		// Deletions through RemoveDeleted here; the tar case uses xargs.
+		m, err := OpenManifest(out)
+		must(t, err)
+		_, err = RemoveDeleted(applied, m)
+		must(t, err)
+		must(t, m.Close())
 		run(t, dir, "cp", "-a", "--remove-destination", out+"/.", applied)
 		must(t, os.Remove(filepath.Join(applied, ManifestName)))
 		compareTrees(t, "dir applied to the lower", snapshot(t, applied), wantTree)
@@ -394,7 +415,10 @@ func everyChange(t *testing.T, opts string, breakLowerLink bool) {
 	t.Run("json", func(t *testing.T) {
 		var buf bytes.Buffer
 		lister := NewLister(&buf, true)
-		must(t, Walk(l.upper, l.lower, Options{}, lister.Add))
+		// As in the booted system, the upper is reached through a symlink.
+		link := filepath.Join(t.TempDir(), "upper")
+		must(t, os.Symlink(l.upper, link))
+		must(t, Walk(link, l.lower, Options{}, lister.Add))
 		var n int
 		for line := range strings.Lines(buf.String()) {
 			var r Record

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -323,14 +324,17 @@ func makeRootFS(spec Spec, fsUUID, img string) error {
 			}
 			size = used + used/4 + 8*mib
 		}
-		return mkfsExt4(img, spec.RootDir, spec.RootLabel, fsUUID, roundUp(size, mib))
+		if err := mkfsExt4(img, spec.RootDir, spec.RootLabel, fsUUID, roundUp(size, mib)); err != nil {
+			return err
+		}
+		return resetExt4Times(img, spec.RootDir)
 	}
 	return fmt.Errorf("diskimage: unknown root filesystem %q (want erofs or ext4)", spec.RootFS)
 }
 
 // mkfsExt4 makes an ext4 filesystem of size bytes in img, filled from dir
 // when dir is not empty. UUID, hash seed and creation time are fixed;
-// inode times copied by -d still vary with the source tree.
+// the inode times copied by -d are reset by resetExt4Times.
 func mkfsExt4(img, dir, label, uuid string, size int64) error {
 	if len(label) > 16 {
 		label = label[:16]
@@ -345,8 +349,61 @@ func mkfsExt4(img, dir, label, uuid string, size int64) error {
 	}
 	args = append(args, img, strconv.FormatInt(size/1024, 10)+"k")
 	cmd := exec.Command("mkfs.ext4", args...)
-	cmd.Env = append(os.Environ(), "E2FSPROGS_FAKE_TIME=1700000000", "SOURCE_DATE_EPOCH=1700000000")
+	cmd.Env = append(os.Environ(), "E2FSPROGS_FAKE_TIME="+fixedTime, "SOURCE_DATE_EPOCH="+fixedTime)
 	return runCmd(cmd)
+}
+
+// fixedTime is the timestamp given to every inode and superblock field
+// (2023-11-14), for reproducible images.
+const fixedTime = "1700000000"
+
+// resetExt4Times sets atime, ctime and mtime of every inode copied from dir
+// (and lost+found) to fixedTime with debugfs: mkfs.ext4 -d copies the
+// source's ctimes, which no one can set, so without this the image
+// depends on when the tree was written.
+func resetExt4Times(img, dir string) error {
+	var b strings.Builder
+	paths := []string{"/", "/lost+found"}
+	err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if rel != "." {
+			paths = append(paths, "/"+filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("diskimage: root tree: %w", err)
+	}
+	for _, p := range paths {
+		if strings.ContainsAny(p, "\"\n\\") {
+			return fmt.Errorf("diskimage: ext4 root: path %q cannot be quoted for debugfs", p)
+		}
+		for _, f := range []string{"atime", "ctime", "mtime"} {
+			fmt.Fprintf(&b, "sif \"%s\" %s %s\n", p, f, fixedTime)
+		}
+	}
+	cmds := img + ".debugfs"
+	if err := os.WriteFile(cmds, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	defer os.Remove(cmds)
+	cmd := exec.Command("debugfs", "-w", "-f", cmds, img)
+	cmd.Env = append(os.Environ(), "E2FSPROGS_FAKE_TIME="+fixedTime)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("debugfs: %v: %s", err, strings.TrimSpace(out.String()))
+	}
+	// debugfs reports per-command failures on its output, not in its status.
+	for _, line := range strings.Split(out.String(), "\n") {
+		if strings.HasPrefix(line, "sif:") || strings.Contains(line, "not found") {
+			return fmt.Errorf("debugfs: %s", line)
+		}
+	}
+	return nil
 }
 
 // formatVerity writes the dm-verity hash tree (with a superblock; sha256,

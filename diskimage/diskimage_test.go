@@ -164,6 +164,17 @@ func TestBuildPlainExt4(t *testing.T) {
 	if o := command(t, "dumpe2fs", "-h", img); !strings.Contains(o, res.FSUUID) {
 		t.Errorf("filesystem UUID %s not set", res.FSUUID)
 	}
+
+	// Reproducible from a fresh copy of the same tree (new ctimes).
+	disk2 := filepath.Join(t.TempDir(), "disk2.img")
+	if _, err := Build(Spec{Arch: "amd64", RootDir: testRoot(t), RootFS: Ext4, RootLabel: "mcroot", RootPartUUID: want}, disk2); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := os.ReadFile(disk)
+	b, _ := os.ReadFile(disk2)
+	if !bytes.Equal(a, b) {
+		t.Error("ext4 disk built from a fresh copy of the tree differs")
+	}
 }
 
 func TestBuildErrors(t *testing.T) {

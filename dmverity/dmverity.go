@@ -67,7 +67,7 @@ const maxNameLen = 127
 
 func checkName(name string) error {
 	if name == "" || len(name) > maxNameLen || name == "." || name == ".." {
-		return fmt.Errorf("device name %.40q: must be 1 to %d characters, not . or ..", name, maxNameLen)
+		return fmt.Errorf("device name %.40q: must be 1 to %d characters other than \".\" and \"..\"", name, maxNameLen)
 	}
 	for _, c := range name {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_.+", c)) {

@@ -100,3 +100,18 @@ func mknod(path string, dev uint64) error {
 	}
 	return nil
 }
+
+// Close removes the device-mapper device name and its node under MapperDir
+// (for a failed mount, or before trying another root).
+func Close(name string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if err := os.Remove(filepath.Join(MapperDir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if err := devmapper.Remove(name); err != nil {
+		return fmt.Errorf("dm-verity %s: remove: %w", name, err)
+	}
+	return nil
+}

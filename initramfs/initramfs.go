@@ -179,6 +179,10 @@ func baseArchive(spec Spec) (*cpio.Archive, error) {
 			files = append(files, File{Path: path.Join(kdir, rel), Data: data, Mode: 0o644})
 		}
 		files = append(files, File{Path: path.Join(kdir, "modules.dep"), Data: spec.ModulesDep, Mode: 0o644})
+		// Built-in modules satisfy a board's module list at boot.
+		if b, err := os.ReadFile(filepath.Join(spec.ModuleRoot, "modules.builtin")); err == nil {
+			files = append(files, File{Path: path.Join(kdir, "modules.builtin"), Data: b, Mode: 0o644})
+		}
 	}
 	seen := map[string]bool{}
 	for _, f := range files {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 
@@ -54,9 +55,10 @@ func loadGraph(deps []Dep, load func(Dep) error) error {
 		done[d.Name] = make(chan struct{})
 	}
 	var (
-		mu   sync.Mutex
-		errs []string
-		wg   sync.WaitGroup
+		mu      sync.Mutex
+		errs    []string
+		skipped []string
+		wg      sync.WaitGroup
 	)
 	for _, d := range deps {
 		wg.Add(1)
@@ -77,6 +79,7 @@ func loadGraph(deps []Dep, load func(Dep) error) error {
 			}
 			if len(blocked) > 0 {
 				failed[d.Name] = true
+				skipped = append(skipped, d.Name)
 				mu.Unlock()
 				return // the failed dependency's own error says why
 			}
@@ -91,6 +94,11 @@ func loadGraph(deps []Dep, load func(Dep) error) error {
 	}
 	wg.Wait()
 	if len(errs) > 0 {
+		sort.Strings(errs)
+		if len(skipped) > 0 {
+			sort.Strings(skipped)
+			errs = append(errs, "not loaded for want of a dependency: "+strings.Join(skipped, ", "))
+		}
 		return errors.New(strings.Join(errs, "; "))
 	}
 	return nil

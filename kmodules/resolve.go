@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"debug/elf"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -50,17 +51,31 @@ type Dep struct {
 	Deps []string // names of the modules it needs directly
 }
 
-// tree indexes one module root.
-type tree struct {
+// Tree indexes one module root (lib/modules/<release>): which modules
+// exist, which are built in, and what each needs. Reuse one Tree to
+// resolve several module lists against the same kernel. A Tree is not safe
+// for concurrent use.
+type Tree struct {
 	root    string
 	paths   map[string]string   // name → relative path
-	deps    map[string][]string // name → direct dependency names (from modules.dep)
+	deps    map[string][]string // name → dependency names (modules.dep, or .modinfo once read)
 	hasDep  bool
 	builtin map[string]bool
 }
 
-func openTree(root string) (*tree, error) {
-	t := &tree{root: root, paths: map[string]string{}, deps: map[string][]string{}, builtin: map[string]bool{}}
+// Open indexes the module root modRoot (the directory holding modules.dep
+// or kernel/): from modules.dep when present, else by listing the module
+// files (their .modinfo is read when first needed).
+func Open(modRoot string) (*Tree, error) {
+	t, err := openTree(modRoot)
+	if err != nil {
+		return nil, fmt.Errorf("modules in %s: %w", modRoot, err)
+	}
+	return t, nil
+}
+
+func openTree(root string) (*Tree, error) {
+	t := &Tree{root: root, paths: map[string]string{}, deps: map[string][]string{}, builtin: map[string]bool{}}
 	if err := t.readBuiltin(); err != nil {
 		return nil, err
 	}
@@ -96,7 +111,7 @@ func openTree(root string) (*tree, error) {
 	return t, nil
 }
 
-func (t *tree) readBuiltin() error {
+func (t *Tree) readBuiltin() error {
 	b, err := os.ReadFile(filepath.Join(t.root, "modules.builtin"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -115,7 +130,7 @@ func (t *tree) readBuiltin() error {
 // readDep reads depmod's format: "path: dep dep ...", where the dependency
 // list is the transitive closure; direct and indirect are not told apart,
 // which only adds edges that are true anyway.
-func (t *tree) readDep(r io.Reader) error {
+func (t *Tree) readDep(r io.Reader) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for ln := 1; sc.Scan(); ln++ {
@@ -146,9 +161,9 @@ func (t *tree) readDep(r io.Reader) error {
 }
 
 // depsOf gives a module's direct dependencies.
-func (t *tree) depsOf(name string) ([]string, error) {
-	if t.hasDep {
-		return t.deps[name], nil
+func (t *Tree) depsOf(name string) ([]string, error) {
+	if ds, ok := t.deps[name]; ok || t.hasDep {
+		return ds, nil
 	}
 	info, err := ReadModinfo(filepath.Join(t.root, filepath.FromSlash(t.paths[name])))
 	if err != nil {
@@ -160,6 +175,7 @@ func (t *tree) depsOf(name string) ([]string, error) {
 			ds = append(ds, Name(d))
 		}
 	}
+	t.deps[name] = ds
 	return ds, nil
 }
 
@@ -169,14 +185,16 @@ func (t *tree) depsOf(name string) ([]string, error) {
 // (modules.builtin) are satisfied and left out. A module that is neither
 // present nor built in is an error naming it.
 func ResolveDeps(modRoot string, names []string) ([]Dep, error) {
-	t, err := openTree(modRoot)
+	t, err := Open(modRoot)
 	if err != nil {
-		return nil, fmt.Errorf("modules in %s: %w", modRoot, err)
+		return nil, err
 	}
-	return t.resolve(names)
+	return t.Resolve(names)
 }
 
-func (t *tree) resolve(names []string) ([]Dep, error) {
+// Resolve computes the dependency closure of names in load order; see
+// ResolveDeps.
+func (t *Tree) Resolve(names []string) ([]Dep, error) {
 	const (
 		visiting = 1
 		done     = 2
@@ -234,11 +252,16 @@ func Resolve(modRoot string, names []string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	ps := make([]string, len(ds))
-	for i, d := range ds {
+	return Paths(ds), nil
+}
+
+// Paths lists the module file paths of a closure, in order.
+func Paths(deps []Dep) []string {
+	ps := make([]string, len(deps))
+	for i, d := range deps {
 		ps[i] = d.Path
 	}
-	return ps, nil
+	return ps
 }
 
 // WriteDep writes a modules.dep for a resolved closure in depmod's format
@@ -294,30 +317,12 @@ func ReadModinfo(path string) (map[string]string, error) {
 	return parseModinfo(img)
 }
 
-func parseModinfo(img []byte) (info map[string]string, err error) {
-	// debug/elf has panicked on hostile files before; a bad module is an
-	// error, not a crash.
-	defer func() {
-		if r := recover(); r != nil {
-			info, err = nil, fmt.Errorf("malformed ELF file (%v)", r)
-		}
-	}()
-	f, err := elf.NewFile(bytes.NewReader(img))
+func parseModinfo(img []byte) (map[string]string, error) {
+	data, err := elfSection(img, ".modinfo")
 	if err != nil {
 		return nil, err
 	}
-	s := f.Section(".modinfo")
-	if s == nil {
-		return nil, errors.New("no .modinfo section")
-	}
-	if s.Size > uint64(len(img)) {
-		return nil, errors.New(".modinfo section larger than the file")
-	}
-	data, err := s.Data()
-	if err != nil {
-		return nil, fmt.Errorf(".modinfo: %w", err)
-	}
-	info = map[string]string{}
+	info := map[string]string{}
 	for _, kv := range bytes.Split(data, []byte{0}) {
 		if k, v, ok := strings.Cut(string(kv), "="); ok {
 			if _, dup := info[k]; !dup {
@@ -326,6 +331,77 @@ func parseModinfo(img []byte) (info map[string]string, err error) {
 		}
 	}
 	return info, nil
+}
+
+// elfSection returns the bytes of the named section of an ELF image (32 or
+// 64 bits, either byte order). It is a bounds-checked walk of the section
+// headers, written out because debug/elf allocates from header values and
+// is slow on hostile files.
+func elfSection(img []byte, name string) ([]byte, error) {
+	if len(img) < 52 || string(img[:4]) != elf.ELFMAG {
+		return nil, errors.New("not an ELF file")
+	}
+	var bo binary.ByteOrder
+	switch elf.Data(img[elf.EI_DATA]) {
+	case elf.ELFDATA2LSB:
+		bo = binary.LittleEndian
+	case elf.ELFDATA2MSB:
+		bo = binary.BigEndian
+	default:
+		return nil, errors.New("ELF: bad byte order")
+	}
+	var shoff, shentsize, shnum, shstrndx uint64
+	is64 := elf.Class(img[elf.EI_CLASS]) == elf.ELFCLASS64
+	switch {
+	case is64 && len(img) >= 64:
+		shoff = bo.Uint64(img[0x28:])
+		shentsize, shnum, shstrndx = uint64(bo.Uint16(img[0x3a:])), uint64(bo.Uint16(img[0x3c:])), uint64(bo.Uint16(img[0x3e:]))
+	case !is64 && elf.Class(img[elf.EI_CLASS]) == elf.ELFCLASS32:
+		shoff = uint64(bo.Uint32(img[0x20:]))
+		shentsize, shnum, shstrndx = uint64(bo.Uint16(img[0x2e:])), uint64(bo.Uint16(img[0x30:])), uint64(bo.Uint16(img[0x32:]))
+	default:
+		return nil, errors.New("ELF: bad class")
+	}
+	size := uint64(len(img))
+	minEnt := uint64(40)
+	if is64 {
+		minEnt = 64
+	}
+	if shentsize < minEnt || shnum == 0 || shstrndx >= shnum || shoff > size || shnum*shentsize > size-shoff {
+		return nil, errors.New("ELF: section header table out of bounds")
+	}
+	// section returns the file range of section i.
+	section := func(i uint64) (nameOff, off, n uint64) {
+		h := img[shoff+i*shentsize:]
+		if is64 {
+			return uint64(bo.Uint32(h)), bo.Uint64(h[0x18:]), bo.Uint64(h[0x20:])
+		}
+		return uint64(bo.Uint32(h)), uint64(bo.Uint32(h[0x10:])), uint64(bo.Uint32(h[0x14:]))
+	}
+	within := func(off, n uint64) bool { return off <= size && n <= size-off }
+	_, strOff, strLen := section(shstrndx)
+	if !within(strOff, strLen) {
+		return nil, errors.New("ELF: section name table out of bounds")
+	}
+	names := img[strOff : strOff+strLen]
+	for i := uint64(0); i < shnum; i++ {
+		nameOff, off, n := section(i)
+		if nameOff >= uint64(len(names)) {
+			continue
+		}
+		nm := names[nameOff:]
+		if e := bytes.IndexByte(nm, 0); e >= 0 {
+			nm = nm[:e]
+		}
+		if string(nm) != name {
+			continue
+		}
+		if !within(off, n) {
+			return nil, fmt.Errorf("ELF: section %s out of bounds", name)
+		}
+		return img[off : off+n], nil
+	}
+	return nil, fmt.Errorf("no %s section", name)
 }
 
 // readModule reads a module file, decompressing by suffix.

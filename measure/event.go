@@ -174,14 +174,6 @@ func DecisionEvent(request decide.Request, profile decide.Profile, reason decide
 		field{"reason", string(reason)})
 }
 
-// Requests, Profiles and Reasons are the closed value sets of a decision.
-var (
-	requests = []decide.Request{decide.RequestNone, decide.RequestProduction, decide.RequestDevelopment, decide.RequestMalformed}
-	profiles = []decide.Profile{decide.Production, decide.Development}
-	reasons  = []decide.Reason{decide.ReasonDefault, decide.ReasonRequested, decide.ReasonMalformedRequest,
-		decide.ReasonDevBoard, decide.ReasonDevDevice, decide.ReasonDevGrant, decide.ReasonDevDenied}
-)
-
 // Decision is a decoded decision event.
 type Decision struct {
 	Request decide.Request
@@ -189,17 +181,14 @@ type Decision struct {
 	Reason  decide.Reason
 }
 
-// AllDecisionEvents lists every decision event /init can produce: the
-// product of the request, profile and reason sets. A verifier accepts a
-// decision only when its data equals one of these byte for byte.
+// AllDecisionEvents maps the data of every decision event /init can
+// produce (one per decide.PossibleFacts) to its fields. A verifier accepts
+// a decision only when its data equals one of these byte for byte.
 func AllDecisionEvents() map[string]Decision {
-	m := make(map[string]Decision, len(requests)*len(profiles)*len(reasons))
-	for _, q := range requests {
-		for _, p := range profiles {
-			for _, r := range reasons {
-				m[string(DecisionEvent(q, p, r).Data)] = Decision{q, p, r}
-			}
-		}
+	facts := decide.PossibleFacts()
+	m := make(map[string]Decision, len(facts))
+	for _, f := range facts {
+		m[string(DecisionEvent(f.Request, f.Profile, f.Reason).Data)] = Decision{f.Request, f.Profile, f.Reason}
 	}
 	return m
 }

@@ -2,7 +2,6 @@ package measure_test
 
 import (
 	"bytes"
-	"crypto"
 	"encoding/hex"
 	"os"
 	"path/filepath"
@@ -93,5 +92,3 @@ func eventlogPCRs(out string) map[string][]byte {
 	}
 	return m
 }
-
-var _ = crypto.SHA256

@@ -62,6 +62,9 @@ func decodeStrict(data []byte, v any, limit int) (toml.MetaData, error) {
 	if bytes.IndexByte(data, 0) >= 0 {
 		return toml.MetaData{}, errors.New("document contains a NUL byte")
 	}
+	if err := checkNesting(data); err != nil {
+		return toml.MetaData{}, err
+	}
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(v)
 	if err != nil {
 		return md, fmt.Errorf("toml: %s", oneLine(err))
@@ -76,13 +79,81 @@ func decodeStrict(data []byte, v any, limit int) (toml.MetaData, error) {
 		return md, err
 	}
 	if und := md.Undecoded(); len(und) > 0 {
-		names := make([]string, 0, len(und))
+		const show = 5
+		names := make([]string, 0, show+1)
 		for _, k := range und {
-			names = append(names, k.String())
+			n := k.String()
+			if len(n) > 2*maxNameLen {
+				n = n[:2*maxNameLen] + "..."
+			}
+			if len(names) > 0 && names[len(names)-1] == n {
+				continue
+			}
+			if len(names) == show {
+				names = append(names, "and more")
+				break
+			}
+			names = append(names, n)
 		}
 		return md, fmt.Errorf("unknown field %s", strings.Join(names, ", "))
 	}
 	return md, nil
+}
+
+// maxNesting bounds array and inline-table nesting. The decoder's time
+// grows steeply with depth (30,000 nested arrays took 90 s), and no mcinit
+// document needs more than 3 levels.
+const maxNesting = 8
+
+// checkNesting scans for '[' and '{' outside strings and comments and
+// rejects documents nested deeper than maxNesting. It need not be a full
+// TOML lexer: it only has to never under-count what the decoder will see.
+func checkNesting(data []byte) error {
+	depth, line, dots := 0, 1, 0
+	for i := 0; i < len(data); i++ {
+		switch c := data[i]; c {
+		case '\n':
+			line++
+			dots = 0
+		case '.':
+			// Dotted keys nest tables too, and cost as much as brackets.
+			if dots++; dots > maxNesting {
+				return fmt.Errorf("toml: line %d: key nested more than %d levels deep", line, maxNesting)
+			}
+		case '#':
+			for i < len(data) && data[i] != '\n' {
+				i++
+			}
+			i--
+		case '"', '\'':
+			// Skip a string: """...""", '''...''', "..." (with escapes) or '...'.
+			q := string(bytes.Repeat([]byte{c}, 3))
+			if bytes.HasPrefix(data[i:], []byte(q)) {
+				end := bytes.Index(data[i+3:], []byte(q))
+				if end < 0 {
+					return nil // unterminated: the decoder reports it
+				}
+				line += bytes.Count(data[i:i+3+end], []byte("\n"))
+				i += 3 + end + 2
+				continue
+			}
+			for i++; i < len(data) && data[i] != c && data[i] != '\n'; i++ {
+				if c == '"' && data[i] == '\\' {
+					i++
+				}
+			}
+		case '[', '{':
+			depth++
+			if depth > maxNesting {
+				return fmt.Errorf("toml: line %d: nested more than %d levels deep", line, maxNesting)
+			}
+		case ']', '}':
+			if depth > 0 {
+				depth--
+			}
+		}
+	}
+	return nil
 }
 
 // rejectNegative walks a decoded document for negative integers.

@@ -145,3 +145,25 @@ func TestNormalizedRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestParseDeepNesting: the TOML decoder is superlinear in nesting depth
+// (30,000 nested arrays took 90 s before this check), so deep documents are
+// rejected before decoding.
+func TestParseDeepNesting(t *testing.T) {
+	for _, doc := range []string{
+		"a = " + strings.Repeat("[", 30000) + strings.Repeat("]", 30000) + "\n",
+		"a = " + strings.Repeat("{b=", 15000) + "1" + strings.Repeat("}", 15000) + "\n",
+		strings.Repeat("a.", 20000) + "b = 1\n",
+		"[" + strings.Repeat("a.", 20000) + "b]\n",
+	} {
+		if _, err := Parse([]byte(doc)); err == nil || !strings.Contains(err.Error(), "levels deep") {
+			t.Errorf("%.20q...: %v", doc, err)
+		}
+	}
+	// Brackets, braces and dots inside strings and comments do not count.
+	doc := minimal + "# [[[[[[[[[[[[ ............\n[development]\nupper = \"tmpfs\" # {{{{{{{{{{{{{\n" +
+		"[[development.allow_devices]]\nboard = \"qemu-x86_64\"\ndevice_id = \"[[[[[[[[[[[[...........\\\"[[[[\"\n"
+	if _, err := Parse([]byte(doc)); err != nil {
+		t.Error(err)
+	}
+}

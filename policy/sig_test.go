@@ -74,7 +74,9 @@ func TestLoadKeySet(t *testing.T) {
 		{"two blocks", with(func(m fstest.MapFS) {
 			m["c.pem"] = &fstest.MapFile{Data: append(pubPEM(t, k1), pubPEM(t, k2)...)}
 		}), "c.pem: data after the PEM block"},
-		{"private key", with(func(m fstest.MapFS) { m["c.pem"] = &fstest.MapFile{Data: []byte("-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n")} }), `want "PUBLIC KEY"`},
+		{"private key", with(func(m fstest.MapFS) {
+			m["c.pem"] = &fstest.MapFile{Data: []byte("-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n")}
+		}), `want "PUBLIC KEY"`},
 		{"garbage", with(func(m fstest.MapFS) { m["c.pem"] = &fstest.MapFile{Data: []byte("hello")} }), "c.pem: no PEM block"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,8 +8,8 @@ import (
 	"os"
 )
 
-// chunkBytes is about how much data one worker hashes per job. Jobs cover
-// whole level-0 hash blocks so workers can write them independently.
+// chunkBytes is about how much data one worker reads and hashes per job:
+// large enough to amortise the hand-off, small enough to bound memory.
 const chunkBytes = 2 << 20
 
 // Format builds the hash tree of the first p.DataBlocks blocks of data
@@ -37,6 +37,10 @@ func Format(data io.ReaderAt, dataSize int64, hash io.WriterAt, hashOffset int64
 			return nil, errors.New("data is empty")
 		}
 	}
+	res, err := Layout(p, hashOffset)
+	if err != nil {
+		return nil, err
+	}
 	g, err := p.geometry()
 	if err != nil {
 		return nil, err
@@ -44,24 +48,6 @@ func Format(data io.ReaderAt, dataSize int64, hash io.WriterAt, hashOffset int64
 	if need := int64(g.dataBlocks) * g.dbs; dataSize < need {
 		return nil, fmt.Errorf("data size %d is smaller than %d blocks of %d bytes", dataSize, g.dataBlocks, g.dbs)
 	}
-	start, err := treeStart(hashOffset, g.hbs, p.NoSuperblock)
-	if err != nil {
-		return nil, err
-	}
-	res := &Result{
-		Salt:           p.Salt,
-		UUID:           p.UUID,
-		HashAlgorithm:  p.HashAlgorithm,
-		DataBlockSize:  p.DataBlockSize,
-		HashBlockSize:  p.HashBlockSize,
-		DataBlocks:     g.dataBlocks,
-		HashBlocks:     g.hashBlocks,
-		HashStartBlock: start,
-	}
-	if start+g.hashBlocks > uint64(maxInt64/g.hbs) {
-		return nil, fmt.Errorf("hash tree end overflows a 64-bit offset")
-	}
-	res.HashEnd = int64(start+g.hashBlocks) * g.hbs
 	if !p.NoSuperblock {
 		sb := &Superblock{
 			Version: 1, HashType: 1, UUID: p.UUID, Algorithm: p.HashAlgorithm,
@@ -76,7 +62,7 @@ func Format(data io.ReaderAt, dataSize int64, hash io.WriterAt, hashOffset int64
 			return nil, fmt.Errorf("writing superblock: %w", err)
 		}
 	}
-	root, err := g.build(data, hash, int64(start)*g.hbs, p.Workers)
+	root, err := g.build(data, hash, int64(res.HashStartBlock)*g.hbs, p.Workers)
 	if err != nil {
 		return nil, err
 	}
@@ -101,15 +87,11 @@ func (h *hasher) sum(dst, block []byte) []byte {
 	return h.h.Sum(dst)
 }
 
-// chunking returns how many data blocks one job covers (a whole number of
-// level-0 hash blocks) and how many jobs there are.
+// chunking returns how many data blocks one job covers and how many jobs
+// there are. Jobs are about chunkBytes, and never less than a block.
 func (g *geometry) chunking() (perChunk uint64, chunks int) {
-	perHashBlock := uint64(1) << g.perBlockBits
-	m := uint64(chunkBytes) / (perHashBlock * uint64(g.dbs))
-	if m == 0 {
-		m = 1
-	}
-	perChunk = m * perHashBlock
+	perChunk = max(1, uint64(chunkBytes/g.dbs))
+	perChunk = min(perChunk, g.dataBlocks)
 	return perChunk, int((g.dataBlocks + perChunk - 1) / perChunk)
 }
 
@@ -125,8 +107,9 @@ func readFull(r io.ReaderAt, b []byte, off int64) error {
 	return err
 }
 
-// build hashes the data and writes the tree at treeOff on hash, returning
-// the root hash.
+// build hashes the data and writes the tree at treeOff on out, returning
+// the root hash. Workers hash the data blocks (nearly all the work); the
+// calling goroutine assembles the levels in order.
 func (g *geometry) build(data io.ReaderAt, out io.WriterAt, treeOff int64, workers int) ([]byte, error) {
 	if g.levels == 0 {
 		// A single data block: its own digest is the root hash.
@@ -137,16 +120,14 @@ func (g *geometry) build(data io.ReaderAt, out io.WriterAt, treeOff int64, worke
 		return g.hasher().sum(nil, b), nil
 	}
 	perChunk, chunks := g.chunking()
-	hashBlocksPerChunk := int(perChunk >> g.perBlockBits)
 	type wbuf struct {
-		data, tree []byte
-		h          *hasher
+		data []byte
+		h    *hasher
 	}
 	bufs := make([]wbuf, workers)
 	for i := range bufs {
-		bufs[i] = wbuf{make([]byte, int64(perChunk)*g.dbs), make([]byte, int64(hashBlocksPerChunk)*g.hbs), g.hasher()}
+		bufs[i] = wbuf{make([]byte, int64(perChunk)*g.dbs), g.hasher()}
 	}
-	level0 := int64(g.levelStart[0]) * g.hbs
 	work := func(w, c int) ([]byte, error) {
 		b := &bufs[w]
 		first := uint64(c) * perChunk
@@ -155,27 +136,16 @@ func (g *geometry) build(data io.ReaderAt, out io.WriterAt, treeOff int64, worke
 		if err := readFull(data, d, int64(first)*g.dbs); err != nil {
 			return nil, fmt.Errorf("reading data blocks %d-%d: %w", first, first+n-1, err)
 		}
-		nh := int((n + (1 << g.perBlockBits) - 1) >> g.perBlockBits)
-		t := b.tree[:int64(nh)*g.hbs]
-		clear(t)
-		for i := 0; i < int(n); i++ {
-			b.h.sum(t[i*g.slot:i*g.slot], d[int64(i)*g.dbs:int64(i+1)*g.dbs])
-		}
-		off := treeOff + level0 + int64(first>>g.perBlockBits)*g.hbs
-		if _, err := out.WriteAt(t, off); err != nil {
-			return nil, fmt.Errorf("writing hash blocks at offset %d: %w", off, err)
-		}
-		// Digests of the level-0 blocks feed level 1.
-		digests := make([]byte, 0, nh*g.digestSize)
-		for i := 0; i < nh; i++ {
-			digests = b.h.sum(digests, t[int64(i)*g.hbs:int64(i+1)*g.hbs])
+		digests := make([]byte, 0, int(n)*g.digestSize)
+		for i := int64(0); i < int64(n); i++ {
+			digests = b.h.sum(digests, d[i*g.dbs:(i+1)*g.dbs])
 		}
 		return digests, nil
 	}
 	up := newUpper(g, out, treeOff)
 	consume := func(_ int, digests []byte) error {
 		for i := 0; i < len(digests); i += g.digestSize {
-			if err := up.push(1, digests[i:i+g.digestSize]); err != nil {
+			if err := up.push(0, digests[i:i+g.digestSize]); err != nil {
 				return err
 			}
 		}
@@ -187,8 +157,8 @@ func (g *geometry) build(data io.ReaderAt, out io.WriterAt, treeOff int64, worke
 	return up.finish()
 }
 
-// upper assembles levels 1 and above from the digests of the level below,
-// in order, holding one partial block per level.
+// upper assembles the levels from the digests of the level below, in
+// order, holding one partial block per level.
 type upper struct {
 	g       *geometry
 	out     io.WriterAt
@@ -203,7 +173,7 @@ type upper struct {
 func newUpper(g *geometry, out io.WriterAt, treeOff int64) *upper {
 	u := &upper{g: g, out: out, treeOff: treeOff, h: g.hasher(),
 		cur: make([][]byte, g.levels), fill: make([]int, g.levels), written: make([]uint64, g.levels)}
-	for l := 1; l < g.levels; l++ {
+	for l := range u.cur {
 		u.cur[l] = make([]byte, g.hbs)
 	}
 	return u
@@ -243,7 +213,7 @@ func (u *upper) flush(level int) error {
 }
 
 func (u *upper) finish() ([]byte, error) {
-	for l := 1; l < u.g.levels; l++ {
+	for l := 0; l < u.g.levels; l++ {
 		if u.fill[l] > 0 {
 			if err := u.flush(l); err != nil {
 				return nil, err

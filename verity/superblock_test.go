@@ -102,9 +102,6 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		t.Skip("set MCINIT_WRITE_SEEDS=1 to regenerate testdata/fuzz seeds")
 	}
 	dir := filepath.Join("testdata", "fuzz", "FuzzParseSuperblock")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	real := realSuperblock(t)
 	seeds := map[string][]byte{
 		"veritysetup-sha256":   real,
@@ -113,6 +110,22 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		"salt-size-max":        func() []byte { b := bytes.Clone(real); b[80], b[81] = 0, 1; return b }(),
 		"sha512-512-blocks":    mustMarshal(t, Superblock{Version: 1, HashType: 1, Algorithm: "sha512", DataBlockSize: 512, HashBlockSize: 512, DataBlocks: 1 << 40, Salt: bytes.Repeat([]byte{7}, 256)}),
 		"sha1-no-salt-trailer": append(mustMarshal(t, Superblock{Version: 1, HashType: 1, Algorithm: "sha1", DataBlockSize: 4096, HashBlockSize: 65536, DataBlocks: 1}), 1, 2, 3),
+	}
+	writeSeeds(t, dir, seeds)
+	tree := fuzzVerifyHash(t)
+	flipped := bytes.Clone(tree)
+	flipped[len(flipped)-100] ^= 1
+	big := bytes.Clone(tree)
+	copy(big[64:], []byte{0, 0, 8, 0, 0, 0, 8, 0}) // 512 KiB blocks
+	writeSeeds(t, filepath.Join("testdata", "fuzz", "FuzzVerify"), map[string][]byte{
+		"valid": tree, "flipped-level0": flipped, "truncated": tree[:len(tree)-512],
+		"big-blocks": big, "no-tree": tree[:SuperblockSize],
+	})
+}
+
+func writeSeeds(t *testing.T, dir string, seeds map[string][]byte) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
 	}
 	for name, b := range seeds {
 		content := "go test fuzz v1\n[]byte(" + quoteBytes(b) + ")\n"

@@ -224,14 +224,15 @@ func (g *geometry) verifyTree(data, hash io.ReaderAt, start uint64, root []byte)
 // verifyData checks the data blocks against level 0 (already verified).
 func (g *geometry) verifyData(data, hash io.ReaderAt, start uint64, workers int) error {
 	perChunk, chunks := g.chunking()
-	hashBlocksPerChunk := int(perChunk >> g.perBlockBits)
+	// The level-0 blocks one chunk's digests can straddle.
+	maxHashBlocks := int64(perChunk>>g.perBlockBits) + 2
 	type wbuf struct {
 		data, tree, sum []byte
 		h               *hasher
 	}
 	bufs := make([]wbuf, workers)
 	for i := range bufs {
-		bufs[i] = wbuf{data: make([]byte, int64(perChunk)*g.dbs), tree: make([]byte, int64(hashBlocksPerChunk)*g.hbs), h: g.hasher()}
+		bufs[i] = wbuf{data: make([]byte, int64(perChunk)*g.dbs), tree: make([]byte, maxHashBlocks*g.hbs), h: g.hasher()}
 	}
 	work := func(w, c int) (int64, error) {
 		b := &bufs[w]
@@ -241,16 +242,19 @@ func (g *geometry) verifyData(data, hash io.ReaderAt, start uint64, workers int)
 		if err := readFull(data, d, int64(first)*g.dbs); err != nil {
 			return 0, fmt.Errorf("reading data blocks %d-%d: %w", first, first+n-1, err)
 		}
-		nh := int64((n + (1 << g.perBlockBits) - 1) >> g.perBlockBits)
-		t := b.tree[:nh*g.hbs]
-		abs := start + g.levelStart[0] + first>>g.perBlockBits
+		h0, h1 := first>>g.perBlockBits, (first+n-1)>>g.perBlockBits
+		t := b.tree[:int64(h1-h0+1)*g.hbs]
+		abs := start + g.levelStart[0] + h0
 		if err := readFull(hash, t, int64(abs)*g.hbs); err != nil {
-			return 0, fmt.Errorf("reading hash blocks %d-%d: %w", abs, abs+uint64(nh)-1, err)
+			return 0, fmt.Errorf("reading hash blocks %d-%d: %w", abs, abs+h1-h0, err)
 		}
-		for i := 0; i < int(n); i++ {
-			b.sum = b.h.sum(b.sum[:0], d[int64(i)*g.dbs:int64(i+1)*g.dbs])
-			if !bytes.Equal(b.sum, t[i*g.slot:i*g.slot+g.digestSize]) {
-				return int64(first) + int64(i), nil
+		// Entry i of the chunk sits this many slots into t.
+		skew := int64(first - h0<<g.perBlockBits)
+		for i := int64(0); i < int64(n); i++ {
+			b.sum = b.h.sum(b.sum[:0], d[i*g.dbs:(i+1)*g.dbs])
+			at := (skew + i) * int64(g.slot)
+			if !bytes.Equal(b.sum, t[at:at+int64(g.digestSize)]) {
+				return int64(first) + i, nil
 			}
 		}
 		return -1, nil

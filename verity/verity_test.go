@@ -110,6 +110,7 @@ func TestFormatMatchesVeritysetup(t *testing.T) {
 		{blocks: 3000, alg: "sha256", dbs: 512, hbs: 4096, salt: salt32},
 		{blocks: 300, alg: "sha256", dbs: 4096, hbs: 1024, salt: salt32},
 		{blocks: 40, alg: "sha256", dbs: 65536, hbs: 8192, salt: salt32},
+		{blocks: 7, alg: "sha1", dbs: 524288, hbs: 512, salt: salt32}, // jobs smaller than a hash block
 		// sha512 (64 per 4 KiB block) and sha1 (20-byte digests in 32-byte slots).
 		{blocks: 64, alg: "sha512", dbs: 4096, hbs: 4096, salt: salt32},
 		{blocks: 65, alg: "sha512", dbs: 4096, hbs: 4096, salt: salt32},

@@ -186,7 +186,7 @@ func (b *boot) policyAndMeasure() error {
 		for _, k := range ks.Keys() {
 			ids = append(ids, k.ID)
 		}
-		threshold = ks.Threshold()
+		threshold = ks.Threshold
 	}
 	if err := b.record(measure.PolicyEvent(raw)); err != nil {
 		return err

@@ -65,11 +65,10 @@ func (b *boot) openVerity(pol *policy.Policy) (string, policy.Root, error) {
 	if len(pol.Production.Roots) == 0 {
 		return "", policy.Root{}, refusef("policy lists no production root")
 	}
-	if v, ok := b.cl.Get("root"); ok {
-		b.warn("ignoring root=%s from the command line: the root comes from the signed policy", v)
-	}
-	if v, ok := b.cl.Get("roothash"); ok {
-		b.warn("ignoring roothash=%s from the command line: the root hash comes from the signed policy", v)
+	for _, name := range []string{"root", "roothash", "systemd.verity_root_data", "systemd.verity_root_hash"} {
+		for _, p := range b.cl.Lookup(name) {
+			b.warn("ignoring %s=%s from the command line: the root comes from the signed policy", name, p.Value)
+		}
 	}
 	wait := defaultRootWait
 	if b.board.Quirks.RootWait > 0 {

@@ -30,7 +30,7 @@ func runDecide(args []string) error {
 	device := fs.String("device", "", "device ID (serial number or DMI system UUID)")
 	line := fs.String("cmdline", "", "kernel command line")
 	lineFile := fs.String("cmdline-file", "", "read the kernel command line from this file (e.g. /proc/cmdline)")
-	floor := fs.String("floor", "", "rollback floor (lowest acceptable policy version); unset = unknown")
+	floor := fs.String("floor", "", "rollback floor read from the TPM (lowest acceptable policy version); unset = none recorded")
 	var grants polStringList
 	fs.Var(&grants, "grant", "development grant G.toml (signature in G.toml.sig); repeatable")
 	fs.Usage = func() {

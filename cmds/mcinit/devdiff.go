@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -20,7 +21,18 @@ const (
 	defaultLower = "/run/mcinit/lower"
 )
 
+const devdiffUsage = `usage: mcinit devdiff [-upper DIR] [-lower DIR] [-json] [-times] [-q] [-tar FILE | -dir DIR]
+       mcinit devdiff apply-deletions -src DIR EXPORT
+
+The first form lists the changes an overlay upper makes to its lower and
+optionally exports them; the second removes the paths in an export's
+deletion manifest (EXPORT is a -tar file or a -dir directory) from the
+source tree DIR, never outside it. See docs/development.md.`
+
 func runDevdiff(args []string) error {
+	if len(args) > 0 && args[0] == "apply-deletions" {
+		return runApplyDeletions(args[1:])
+	}
 	fs := flag.NewFlagSet("devdiff", flag.ContinueOnError)
 	upper := fs.String("upper", defaultUpper, "overlay upper `dir`ectory (the development changes)")
 	lower := fs.String("lower", defaultLower, "overlay lower `dir`ectory (the original image)")
@@ -29,10 +41,7 @@ func runDevdiff(args []string) error {
 	quiet := fs.Bool("q", false, "no listing (with -tar or -dir)")
 	tarOut := fs.String("tar", "", "export the changes as a PAX tar `file` (- for stdout; the listing then goes to stderr)")
 	dirOut := fs.String("dir", "", "export the changes into a new `dir`ectory")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: mcinit devdiff [-upper DIR] [-lower DIR] [-json] [-times] [-q] [-tar FILE | -dir DIR]")
-		fs.PrintDefaults()
-	}
+	fs.Usage = func() { fmt.Fprintln(fs.Output(), devdiffUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		return usagef("%v", err)
 	}
@@ -41,6 +50,12 @@ func runDevdiff(args []string) error {
 	}
 	if *tarOut != "" && *dirOut != "" {
 		return usagef("-tar and -dir are exclusive")
+	}
+
+	if *upper == defaultUpper {
+		if _, err := os.Stat(defaultUpper); err != nil {
+			return fmt.Errorf("%s: %w (not a booted development system? give -upper and -lower)", defaultUpper, errors.Unwrap(err))
+		}
 	}
 
 	var adders []func(*devdiff.Change) error
@@ -117,4 +132,27 @@ func runDevdiff(args []string) error {
 		abort()
 	}
 	return err
+}
+
+func runApplyDeletions(args []string) error {
+	fs := flag.NewFlagSet("devdiff apply-deletions", flag.ContinueOnError)
+	src := fs.String("src", "", "source tree `dir`ectory to remove the deleted paths from")
+	fs.Usage = func() { fmt.Fprintln(fs.Output(), devdiffUsage); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		return usagef("%v", err)
+	}
+	if *src == "" || fs.NArg() != 1 {
+		return usagef("need -src DIR and one EXPORT (a -tar file or a -dir directory)")
+	}
+	m, err := devdiff.OpenManifest(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	n, err := devdiff.RemoveDeleted(*src, m)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("removed %d paths from %s\n", n, *src)
+	return nil
 }

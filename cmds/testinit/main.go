@@ -5,7 +5,8 @@
 // between the lines MCINIT-TEST-BEGIN and MCINIT-TEST-END as key=value lines,
 // runs the actions named on the kernel command line
 // (mcinit_test.actions=a,b,... or repeated mcinit_test.action=X), and powers
-// the machine off. It must never hang: a watchdog powers off regardless.
+// the machine off (or halts or reboots, when the actions "halt" or "reboot"
+// are named). It must never hang: a watchdog powers off regardless.
 //
 // Build it static: CGO_ENABLED=0 GOOS=linux go build -trimpath.
 package main
@@ -61,8 +62,18 @@ func main() {
 	rep.kv("pid1", fmt.Sprint(pid1))
 	s.report(rep)
 	cmdline, _ := readSmall(s.proc+"/cmdline", 64<<10)
+	end := unix.LINUX_REBOOT_CMD_POWER_OFF
 	for i, a := range parseActions(cmdline) {
-		runAction(rep, i, a)
+		switch a {
+		case "halt": // end by halting instead of powering off
+			end = unix.LINUX_REBOOT_CMD_HALT
+			rep.kv("action."+fmt.Sprint(i)+".halt", "at end")
+		case "reboot":
+			end = unix.LINUX_REBOOT_CMD_RESTART
+			rep.kv("action."+fmt.Sprint(i)+".reboot", "at end")
+		default:
+			runAction(rep, i, a)
+		}
 	}
 	rep.kv("testinit_ms", fmt.Sprint(time.Since(start).Milliseconds()))
 	fmt.Fprintln(w, EndMarker)
@@ -70,7 +81,7 @@ func main() {
 	restore()
 
 	if pid1 {
-		powerOff()
+		reboot(end)
 	}
 }
 
@@ -133,9 +144,12 @@ func quietConsole(proc string) func() {
 	return func() { _ = os.WriteFile(path, []byte(fields[0]), 0) }
 }
 
-func powerOff() {
+func powerOff() { reboot(unix.LINUX_REBOOT_CMD_POWER_OFF) }
+
+// reboot syncs and ends the machine the way cmd says.
+func reboot(cmd int) {
 	unix.Sync()
-	_ = unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+	_ = unix.Reboot(cmd)
 	// Reboot only returns on error; never return from PID 1.
 	for {
 		time.Sleep(time.Hour)

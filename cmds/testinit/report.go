@@ -77,7 +77,12 @@ func (s sys) report(r *reporter) {
 	} else {
 		r.kv("modules_disabled", "error: "+errName(err))
 	}
-	r.kv("root_writable", s.rootWritable())
+	if err := s.rootWritable(); err != nil {
+		r.kv("root_writable", "no")
+		r.kv("root_writable_error", errName(err))
+	} else {
+		r.kv("root_writable", "yes")
+	}
 	if m, err := readSmall(filepath.Join(s.root, "var/mcinit-marker"), 4096); err == nil {
 		r.kv("marker", m)
 	} else {
@@ -197,15 +202,15 @@ func parseMountinfo(line string) (mountinfo, bool) {
 	return mountinfo{point: f[4], options: f[5], fstype: f[sep+1], source: f[sep+2]}, true
 }
 
-func (s sys) rootWritable() string {
+// rootWritable tries to create a file in the root.
+func (s sys) rootWritable() error {
 	p := filepath.Join(s.root, ".testinit-probe")
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return "no (" + errName(err) + ")"
+		return err
 	}
 	f.Close()
-	os.Remove(p)
-	return "yes"
+	return os.Remove(p)
 }
 
 // readSmall reads at most limit bytes of a file.

@@ -2,8 +2,10 @@ package harness
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,8 +28,14 @@ func buildInitramfs(t *testing.T, dir, pkg, arch string) string {
 	return out
 }
 
+// kernels caches Kernel's answer per architecture for this test binary.
+var kernels sync.Map
+
 func kernel(t *testing.T, arch string) string {
 	t.Helper()
+	if k, ok := kernels.Load(arch); ok {
+		return k.(string)
+	}
 	k, mods, kver, err := Kernel(context.Background(), arch)
 	if err != nil {
 		t.Fatal(err)
@@ -35,6 +43,7 @@ func kernel(t *testing.T, arch string) string {
 	if !strings.HasSuffix(mods, kver) {
 		t.Fatalf("modules dir %s does not end in %s", mods, kver)
 	}
+	kernels.Store(arch, k)
 	return k
 }
 
@@ -50,7 +59,7 @@ func TestBootHello(t *testing.T) {
 				Name: "hello-" + arch, Arch: arch, Kernel: kernel(t, arch),
 				Initrd:  buildInitramfs(t, ".", "./testdata/hello/main.go", arch),
 				TPM:     true,
-				Timeout: 90 * time.Second, LogDir: logs,
+				Timeout: 180 * time.Second, LogDir: logs,
 			}
 			r, err := Boot(context.Background(), m)
 			if err != nil {
@@ -86,15 +95,17 @@ func TestBootTestinit(t *testing.T) {
 	m := Machine{
 		Name: "testinit-amd64", Arch: "amd64", Kernel: kernel(t, "amd64"),
 		Initrd:  buildInitramfs(t, root, "./cmds/testinit", "amd64"),
-		Append:  "mcinit_test.actions=read-file=/init,read-file=/nonexistent",
+		Append:  "mcinit_test.actions=read-file=/init,read-file=/nonexistent,halt",
 		SMBIOS:  []string{"type=1,manufacturer=mcinit,product=harness-test"},
-		Timeout: 90 * time.Second, LogDir: LogDir(t),
+		Timeout: 180 * time.Second, LogDir: LogDir(t),
 	}
 	r, err := Boot(context.Background(), m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Outcome != PoweredOff || !r.ReportComplete {
+	// The halt action ends the run with a halt, which the harness detects
+	// (QEMU itself would keep running).
+	if r.Outcome != Halted || !r.ReportComplete {
 		t.Fatalf("outcome %s, report complete %v; log %s", r.Outcome, r.ReportComplete, r.LogPath)
 	}
 	for k, want := range map[string]string{
@@ -141,7 +152,7 @@ func TestBootDTB(t *testing.T) {
 	m := Machine{
 		Name: "dtb-arm64", Arch: "arm64", Kernel: kernel(t, "arm64"),
 		Initrd: buildInitramfs(t, root, "./cmds/testinit", "arm64"),
-		TPM:    true, Timeout: 120 * time.Second, LogDir: LogDir(t),
+		TPM:    true, Timeout: 180 * time.Second, LogDir: LogDir(t),
 	}
 	dir := t.TempDir()
 	virt := filepath.Join(dir, "virt.dtb")
@@ -170,4 +181,32 @@ func TestBootDTB(t *testing.T) {
 		t.Errorf("kernel did not report the edited model; log %s", r.LogPath)
 	}
 	t.Logf("arm64 boot with edited DTB took %v", r.Elapsed.Round(time.Millisecond))
+}
+
+// TestBootPanic boots an initramfs whose /init cannot run: the kernel
+// panics, and the harness reports it without waiting for the timeout.
+func TestBootPanic(t *testing.T) {
+	RequireE2E(t)
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "init")
+	if err := os.WriteFile(bad, []byte("not an executable\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	initrd := filepath.Join(dir, "initrd.cpio")
+	if err := WriteInitramfs(initrd, bad, nil); err != nil {
+		t.Fatal(err)
+	}
+	m := Machine{Name: "panic-amd64", Arch: "amd64", Kernel: kernel(t, "amd64"), Initrd: initrd,
+		Timeout: 180 * time.Second, LogDir: LogDir(t)}
+	r, err := Boot(context.Background(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Outcome != Panicked {
+		t.Fatalf("outcome %s, want %s; log %s", r.Outcome, Panicked, r.LogPath)
+	}
+	if r.ReportComplete || len(r.Mcinit) != 0 {
+		t.Errorf("unexpected report or mcinit lines")
+	}
+	t.Logf("panic detected after %v", r.Elapsed.Round(time.Millisecond))
 }

@@ -34,7 +34,7 @@ type Machine struct {
 	// state is used when empty.
 	TPMStateDir string
 	MemoryMB    int           // default 512
-	Timeout     time.Duration // default 120 s; the boot is killed after it
+	Timeout     time.Duration // default 180 s; the boot is killed after it
 	// Icount makes guest time count instructions (-icount shift=0,sleep=off)
 	// for reproducible timing in benchmarks.
 	Icount    bool
@@ -104,7 +104,7 @@ func run(ctx context.Context, m Machine, dumpDTB string) (*Result, error) {
 		return nil, errors.New("machine has no kernel")
 	}
 	if m.Timeout <= 0 {
-		m.Timeout = 120 * time.Second
+		m.Timeout = 180 * time.Second
 	}
 	if m.MemoryMB <= 0 {
 		m.MemoryMB = 512

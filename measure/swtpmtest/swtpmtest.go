@@ -4,9 +4,7 @@
 package swtpmtest
 
 import (
-	"encoding/binary"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -17,6 +15,8 @@ import (
 	"time"
 
 	"github.com/google/go-tpm/tpm2/transport"
+
+	"github.com/mcinit/mcinit/measure"
 )
 
 // TPM is one running swtpm.
@@ -157,39 +157,15 @@ func (s *TPM) Tool(args ...string) (string, error) {
 	return string(out), nil
 }
 
+// Addr is the -tpm argument of the mcinit verbs for this TPM.
+func (s *TPM) Addr() string { return fmt.Sprintf("tcp:127.0.0.1:%d", s.Port) }
+
 // Open connects go-tpm to the TPM command port.
 func (s *TPM) Open() transport.TPMCloser {
 	s.t.Helper()
-	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(s.Port))
+	t, err := measure.OpenTPMAt(s.Addr())
 	if err != nil {
 		s.t.Fatalf("connect to swtpm: %v", err)
 	}
-	return &conn{c}
+	return t
 }
-
-// conn frames raw TPM commands over TCP: a response is its 10-byte header
-// followed by the rest of the size it announces.
-type conn struct{ c net.Conn }
-
-func (c *conn) Send(cmd []byte) ([]byte, error) {
-	_ = c.c.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := c.c.Write(cmd); err != nil {
-		return nil, err
-	}
-	hdr := make([]byte, 10)
-	if _, err := io.ReadFull(c.c, hdr); err != nil {
-		return nil, err
-	}
-	n := binary.BigEndian.Uint32(hdr[2:])
-	if n < 10 || n > 1<<20 {
-		return nil, fmt.Errorf("swtpm: response size %d", n)
-	}
-	rsp := make([]byte, n)
-	copy(rsp, hdr)
-	if _, err := io.ReadFull(c.c, rsp[10:]); err != nil {
-		return nil, err
-	}
-	return rsp, nil
-}
-
-func (c *conn) Close() error { return c.c.Close() }

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"bytes"
+	"crypto"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mcinit/mcinit/attest"
+	"github.com/mcinit/mcinit/decide"
+	"github.com/mcinit/mcinit/measure"
+	"github.com/mcinit/mcinit/measure/swtpmtest"
+	"github.com/mcinit/mcinit/policy"
+)
+
+const testPolicyTOML = `format = 1
+version = 20261201
+boards = ["qemu-x86_64"]
+pcr = 13
+
+[production]
+[[production.root]]
+name = "A"
+root_hash = "4f2d9c1e8b7a6f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6"
+
+[development]
+allow_boards = ["qemu-x86_64"]
+`
+
+// signedPolicy writes a policy, its signature and a one-key key set.
+func signedPolicy(t *testing.T, dir string) (polFile, keysDir string) {
+	t.Helper()
+	k, err := policy.GenerateKey(policy.AlgEd25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := policy.PublicKeyFrom(k.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemb, _ := pub.MarshalPEM()
+	keysDir = filepath.Join(dir, "keys")
+	os.MkdirAll(keysDir, 0o755)
+	os.WriteFile(filepath.Join(keysDir, "rel.pem"), pemb, 0o644)
+	os.WriteFile(filepath.Join(keysDir, "keyset.toml"), []byte("threshold = 1\n"), 0o644)
+	polFile = filepath.Join(dir, "policy.toml")
+	os.WriteFile(polFile, []byte(testPolicyTOML), 0o644)
+	sig, err := policy.Sign(k, []byte(testPolicyTOML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(polFile+".sig", policy.FormatSignatures([]policy.Signature{sig}), 0o644)
+	return polFile, keysDir
+}
+
+// TestAttestVerbs runs the verbs end to end against swtpm: predict, a
+// simulated /init (Recorder), attest, verify; and a secret sealed with
+// tpm2-tools to `predict -format tpm2` that `unseal` opens only in production.
+func TestAttestVerbs(t *testing.T) {
+	sw := swtpmtest.Start(t, swtpmtest.Options{})
+	dir := t.TempDir()
+	p := func(n string) string { return filepath.Join(dir, n) }
+	polFile, keysDir := signedPolicy(t, dir)
+	ident := `source=dmi arch=amd64 sys_vendor="QEMU" serial="42"`
+	common := []string{"-policy", polFile, "-keys", keysDir, "-board", "qemu-x86_64", "-identity", ident}
+
+	if err := runPredict(append(common, "-format", "tpm2", "-o", p("pcr.bin"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := runAttest([]string{"-tpm", sw.Addr(), "-ak-pub-out", p("ak.pem")}); err != nil {
+		t.Fatal(err)
+	}
+	secret := []byte("prod secret")
+	os.WriteFile(p("secret"), secret, 0o600)
+	for _, args := range [][]string{
+		{"tpm2_createprimary", "-C", "o", "-g", "sha256", "-G", "ecc256:null:aes128cfb",
+			"-a", "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda|restricted|decrypt", "-c", p("parent.ctx")},
+		{"tpm2_createpolicy", "--policy-pcr", "-l", "sha256:13", "-f", p("pcr.bin"), "-L", p("pcr.policy")},
+		{"tpm2_create", "-C", p("parent.ctx"), "-L", p("pcr.policy"), "-i", p("secret"), "-u", p("seal.pub"), "-r", p("seal.priv")},
+		{"tpm2_flushcontext", "-t"},
+	} {
+		if out, err := sw.Tool(args...); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	}
+
+	raw, _ := os.ReadFile(polFile)
+	ks, _ := policy.LoadKeySetDir(keysDir)
+	var ids []string
+	for _, k := range ks.Keys() {
+		ids = append(ids, k.ID)
+	}
+	for _, prof := range []decide.Profile{decide.Production, decide.Development} {
+		sw.Restart()
+		// What /init does.
+		b := measure.Boot{PolicyRaw: raw, KeyIDs: ids, Threshold: 1, Board: "qemu-x86_64", Identity: ident,
+			Request: decide.RequestNone, Profile: decide.Production, Reason: decide.ReasonDefault,
+			Root: measure.Root{Kind: measure.RootVerity, RootHash: "4f2d9c1e8b7a6f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6"}}
+		if prof == decide.Development {
+			b.Request, b.Profile, b.Reason = decide.RequestDevelopment, decide.Development, decide.ReasonDevBoard
+			b.Root = measure.Root{Kind: measure.RootOverlay, RootHash: b.Root.RootHash, Upper: "tmpfs"}
+		}
+		tpm := sw.Open()
+		r, err := measure.NewRecorder(tpm, 13)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range b.Events() {
+			if err := r.Record(ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tpm.Close()
+		logf := p(string(prof) + ".log")
+		if err := r.WriteLog(logf); err != nil {
+			t.Fatal(err)
+		}
+
+		nonce := hex.EncodeToString([]byte("nonce-" + prof))
+		out := p(string(prof) + "-quote")
+		if err := runAttest([]string{"-tpm", sw.Addr(), "-nonce", nonce, "-out", out, "-log", logf}); err != nil {
+			t.Fatal(err)
+		}
+		if err := runVerify([]string{"-quote-dir", out, "-nonce", nonce, "-ak", p("ak.pem"), "-policy", polFile, "-keys", keysDir, "-require-profile", string(prof)}); err != nil {
+			t.Errorf("%s: verify: %v", prof, err)
+		}
+		var re rejectedError
+		if err := runVerify([]string{"-quote-dir", out, "-nonce", "00", "-ak", p("ak.pem"), "-policy", polFile}); !errors.As(err, &re) {
+			t.Errorf("%s: verify with a wrong nonce: %v, want a rejection (exit 3)", prof, err)
+		}
+		if prof == decide.Development {
+			if err := runVerify([]string{"-quote-dir", out, "-nonce", nonce, "-ak", p("ak.pem"), "-policy", polFile, "-require-profile", "production"}); !errors.As(err, &re) {
+				t.Errorf("development passed -require-profile production: %v", err)
+			}
+		}
+
+		// predict agrees with the device's PCR.
+		ev, err := attest.ReadDir(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pred bytes.Buffer
+		args := append(common, "-profile", string(prof), "-o", p("pred.txt"))
+		if err := runPredict(args); err != nil {
+			t.Fatal(err)
+		}
+		pt, _ := os.ReadFile(p("pred.txt"))
+		pred.Write(pt)
+		for _, v := range ev.PCRs {
+			if v.Bank == crypto.SHA256 && !strings.Contains(pred.String(), hex.EncodeToString(v.Value)) {
+				t.Errorf("%s: device PCR %x not in predict output:\n%s", prof, v.Value, pred.String())
+			}
+		}
+
+		err = runUnseal([]string{"-tpm", sw.Addr(), "-pub", p("seal.pub"), "-priv", p("seal.priv"), "-o", p("out.secret")})
+		got, _ := os.ReadFile(p("out.secret"))
+		os.Remove(p("out.secret"))
+		switch {
+		case prof == decide.Production && (err != nil || !bytes.Equal(got, secret)):
+			t.Errorf("production unseal: %q %v", got, err)
+		case prof == decide.Development && err == nil:
+			t.Errorf("development unsealed the production secret")
+		}
+	}
+}
