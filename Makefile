@@ -9,7 +9,8 @@ FUZZTIME ?= 30s
 # Debian packages the tests and the demo need (interop peers and QEMU).
 DEB_PACKAGES := qemu-system-x86 qemu-system-arm swtpm swtpm-tools tpm2-tools \
 	cryptsetup-bin cpio device-tree-compiler gdisk erofs-utils squashfs-tools \
-	busybox-static kmod e2fsprogs openssl dmidecode zstd gcc libssl-dev
+	busybox-static kmod e2fsprogs openssl dmidecode zstd gcc libssl-dev \
+	time dmsetup
 
 .PHONY: all deps build test unit lint e2e demo fuzz bench initramfs clean
 

@@ -23,7 +23,7 @@ var (
 
 func known() []KnownPolicy {
 	return []KnownPolicy{{Raw: []byte("some older policy"), Version: 1, PCR: 13},
-		{Raw: testPolicy, Version: 20261201, PCR: 13, RootHashes: []string{rootHash}}}
+		{Raw: testPolicy, Version: 20261201, PCR: 13, RootHashes: []string{rootHash}, KeyIDs: []string{strings.Repeat("1", 64)}, Threshold: 1}}
 }
 
 func bootFor(p decide.Profile) measure.Boot {
@@ -142,6 +142,9 @@ func TestVerifyRejects(t *testing.T) {
 		}},
 		{"data swapped, digests kept", "event-sequence", func(e *Evidence, k *[]KnownPolicy, n *[]byte, ak **ecdsa.PublicKey) {
 			e.EventLog = bytes.Replace(e.EventLog, []byte("reason=dev-allowed-board"), []byte("reason=dev-allowed-grant"), 1)
+		}},
+		{"other key set", "keyset", func(e *Evidence, k *[]KnownPolicy, n *[]byte, ak **ecdsa.PublicKey) {
+			(*k)[1].KeyIDs, (*k)[1].Threshold = []string{strings.Repeat("2", 64)}, 1
 		}},
 		{"unknown policy", "policy-known", func(e *Evidence, k *[]KnownPolicy, n *[]byte, ak **ecdsa.PublicKey) { *k = (*k)[:1] }},
 		{"tampered quote", "ak-signature", func(e *Evidence, k *[]KnownPolicy, n *[]byte, ak **ecdsa.PublicKey) {

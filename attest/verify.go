@@ -25,6 +25,10 @@ type KnownPolicy struct {
 	Version    uint64   // policy version
 	PCR        int      // the policy's PCR (policy.PCRIndex)
 	RootHashes []string // accepted root hashes, lowercase hex; empty = any
+	// KeyIDs and Threshold, when KeyIDs is set, are the trusted key set the
+	// device must have measured.
+	KeyIDs    []string
+	Threshold int
 }
 
 // Check is one verifier check in the verdict.
@@ -325,6 +329,10 @@ func (v *Verdict) interpret(evs []measure.Event, known []KnownPolicy, pcr int) {
 	}
 
 	_, err = measure.Fields(byTag[measure.TagKeySet].Data)
+	if err == nil && kp != nil && kp.KeyIDs != nil &&
+		!bytes.Equal(byTag[measure.TagKeySet].Data, measure.KeySetEvent(kp.KeyIDs, kp.Threshold).Data) {
+		err = errors.New("the device trusts another key set than the one given")
+	}
 	v.check("keyset", err, "")
 
 	fs, err := measure.Fields(byTag[measure.TagBoard].Data)

@@ -23,13 +23,20 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "mcinit-e2e-")
-	if err != nil {
-		panic(err)
+	// MCINIT_E2E_DIR keeps the built inputs between runs (for iterating
+	// on one test); by default everything is built fresh.
+	dir := os.Getenv("MCINIT_E2E_DIR")
+	keep := dir != ""
+	if !keep {
+		d, err := os.MkdirTemp("", "mcinit-e2e-")
+		if err != nil {
+			panic(err)
+		}
+		dir = d
 	}
 	envRoot = dir
 	code := m.Run()
-	if code == 0 && os.Getenv("MCINIT_E2E_KEEP") == "" {
+	if code == 0 && !keep {
 		os.RemoveAll(dir)
 	}
 	os.Exit(code)

@@ -3,11 +3,13 @@ package measure_test
 import (
 	"bytes"
 	"encoding/hex"
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mcinit/mcinit/decide"
 	"github.com/mcinit/mcinit/measure"
@@ -91,4 +93,29 @@ func eventlogPCRs(out string) map[string][]byte {
 		}
 	}
 	return m
+}
+
+// TestHungTPM freezes swtpm mid-boot: Record must give up after the
+// deadline instead of hanging /init, and refuse everything afterwards.
+func TestHungTPM(t *testing.T) {
+	sw := swtpmtest.Start(t, swtpmtest.Options{})
+	tpm := sw.Open()
+	defer tpm.Close()
+	r, err := measure.NewRecorder(measure.WithDeadline(tpm, 300*time.Millisecond), 13)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw.Pause()
+	defer sw.Resume()
+	start := time.Now()
+	err = r.Record(measure.PolicyEvent([]byte("p")))
+	if !errors.Is(err, measure.ErrTPMTimeout) {
+		t.Fatalf("Record on a hung TPM: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Record took %v on a hung TPM", d)
+	}
+	if err := r.Record(measure.SeparatorEvent()); err == nil {
+		t.Error("Record after a timeout succeeded")
+	}
 }
