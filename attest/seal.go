@@ -62,7 +62,7 @@ func Unseal(tpm transport.TPM, pubBytes, privBytes []byte, pcr int, h crypto.Has
 	if err != nil {
 		return nil, err
 	}
-	defer tpm2.FlushContext{FlushHandle: parent}.Execute(tpm)
+	defer flushHandle(tpm, parent)
 	ld, err := tpm2.Load{
 		ParentHandle: tpm2.AuthHandle{Handle: parent, Name: parentName, Auth: tpm2.PasswordAuth(nil)},
 		InPrivate:    *priv,
@@ -71,7 +71,7 @@ func Unseal(tpm transport.TPM, pubBytes, privBytes []byte, pcr int, h crypto.Has
 	if err != nil {
 		return nil, fmt.Errorf("unseal: TPM2_Load (sealed under another parent?): %w", err)
 	}
-	defer tpm2.FlushContext{FlushHandle: ld.ObjectHandle}.Execute(tpm)
+	defer flushHandle(tpm, ld.ObjectHandle)
 
 	sess, closeSess, err := tpm2.PolicySession(tpm, tpm2.TPMAlgSHA256, 16)
 	if err != nil {

@@ -181,37 +181,89 @@ type walker struct {
 	fn         func(*Change) error
 	links      map[devIno]*linkHead
 	bufU, bufL []byte
+	depth      int
+}
+
+// maxHeldDirs bounds the directory descriptors the walk keeps open (two
+// per level); deeper levels fall back to full paths.
+const maxHeldDirs = 128
+
+// dirAt names a directory by path and, while the walk holds it open, by
+// descriptor, so entries are examined with fstatat(2) instead of resolving
+// the whole path again for each.
+type dirAt struct {
+	path string
+	fd   int // unix.AT_FDCWD when not held
+}
+
+// at returns the (dirfd, name) pair for an entry of d.
+func (d dirAt) at(name string) (int, string) {
+	if d.fd == unix.AT_FDCWD {
+		return d.fd, filepath.Join(d.path, name)
+	}
+	return d.fd, name
+}
+
+// openDir lists a directory sorted bytewise and, when hold is set, keeps
+// it open; the caller calls the returned close function.
+func openDir(dir string, hold bool) (dirAt, []string, func(), error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return dirAt{}, nil, nil, err
+	}
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		f.Close()
+		return dirAt{}, nil, nil, fmt.Errorf("read directory %s: %w", dir, err)
+	}
+	sort.Strings(names)
+	if !hold {
+		f.Close()
+		return dirAt{dir, unix.AT_FDCWD}, names, func() {}, nil
+	}
+	return dirAt{dir, int(f.Fd())}, names, func() { f.Close() }, nil
 }
 
 // dir walks one upper directory. lowerDir is the matching lower directory,
 // "" when there is none; opaque says the lower entries are hidden, so each
 // lower name the upper lacks is a deletion, reported in name order.
 func (w *walker) dir(rel, upperDir, lowerDir string, opaque bool) error {
-	names, err := readNames(upperDir)
+	w.depth++
+	defer func() { w.depth-- }()
+	hold := w.depth <= maxHeldDirs
+	ud, names, closeU, err := openDir(upperDir, hold)
 	if err != nil {
 		return err
 	}
+	defer closeU()
+	var ld dirAt
 	var hidden []string
-	if opaque && lowerDir != "" {
-		if hidden, err = readNames(lowerDir); err != nil {
+	if lowerDir != "" {
+		var lnames []string
+		var closeL func()
+		if ld, lnames, closeL, err = openDir(lowerDir, hold); err != nil {
 			return err
+		}
+		defer closeL()
+		if opaque {
+			hidden = lnames
 		}
 	}
 	for _, name := range names {
 		for len(hidden) > 0 && hidden[0] <= name {
 			if hidden[0] != name {
-				if err := w.hiddenLower(rel, lowerDir, hidden[0]); err != nil {
+				if err := w.hiddenLower(rel, ld, hidden[0]); err != nil {
 					return err
 				}
 			}
 			hidden = hidden[1:]
 		}
-		if err := w.upperName(rel, upperDir, lowerDir, name); err != nil {
+		if err := w.upperName(rel, ud, ld, name); err != nil {
 			return err
 		}
 	}
 	for _, name := range hidden {
-		if err := w.hiddenLower(rel, lowerDir, name); err != nil {
+		if err := w.hiddenLower(rel, ld, name); err != nil {
 			return err
 		}
 	}
@@ -219,18 +271,21 @@ func (w *walker) dir(rel, upperDir, lowerDir string, opaque bool) error {
 }
 
 // hiddenLower reports a lower entry hidden by an opaque directory.
-func (w *walker) hiddenLower(rel, lowerDir, name string) error {
-	li, err := w.stat(filepath.Join(lowerDir, name), false)
+func (w *walker) hiddenLower(rel string, ld dirAt, name string) error {
+	fd, n := ld.at(name)
+	li, err := w.statAt(fd, n, filepath.Join(ld.path, name), false)
 	if err != nil {
 		return err
 	}
 	return w.fn(&Change{Kind: Deleted, Path: path.Join(rel, name), Info: *li, Lower: li})
 }
 
-// upperName handles one name of an upper directory.
-func (w *walker) upperName(rel, upperDir, lowerDir, name string) error {
-	up := filepath.Join(upperDir, name)
-	ui, err := w.stat(up, true)
+// upperName handles one name of an upper directory; ld.path is "" when
+// there is no lower directory.
+func (w *walker) upperName(rel string, ud, ld dirAt, name string) error {
+	up := filepath.Join(ud.path, name)
+	fd, n := ud.at(name)
+	ui, err := w.statAt(fd, n, up, true)
 	if err != nil {
 		return err
 	}
@@ -241,9 +296,10 @@ func (w *walker) upperName(rel, upperDir, lowerDir, name string) error {
 	ui.Xattrs = ownXattrs(ui.Xattrs)
 	var lp string
 	var li *Info
-	if lowerDir != "" {
-		lp = filepath.Join(lowerDir, name)
-		if li, err = w.statIfExists(lp); err != nil {
+	if ld.path != "" {
+		lp = filepath.Join(ld.path, name)
+		fd, n := ld.at(name)
+		if li, err = w.statIfExists(fd, n, lp); err != nil {
 			return err
 		}
 	}
@@ -409,8 +465,8 @@ func openRegular(p string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), p), nil
 }
 
-func (w *walker) statIfExists(p string) (*Info, error) {
-	i, err := w.stat(p, true)
+func (w *walker) statIfExists(dirfd int, name, p string) (*Info, error) {
+	i, err := w.statAt(dirfd, name, p, true)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {
 		return nil, nil
 	}
@@ -423,8 +479,15 @@ func (w *walker) statIfExists(p string) (*Info, error) {
 // stat reads an entry's type, ownership, link target and (optionally)
 // xattrs without following symlinks.
 func (w *walker) stat(p string, xattrs bool) (*Info, error) {
+	return w.statAt(unix.AT_FDCWD, p, p, xattrs)
+}
+
+// statAt is stat of name relative to dirfd; p is the same entry's full
+// path, for the xattr calls (they have no *at form before Linux 6.13) and
+// for messages.
+func (w *walker) statAt(dirfd int, name, p string, xattrs bool) (*Info, error) {
 	var st unix.Stat_t
-	if err := unix.Lstat(p, &st); err != nil {
+	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return nil, &fs.PathError{Op: "lstat", Path: p, Err: err}
 	}
 	i := &Info{
@@ -444,11 +507,12 @@ func (w *walker) stat(p string, xattrs bool) (*Info, error) {
 		i.Type = TypeDir
 	case unix.S_IFLNK:
 		i.Type = TypeSymlink
-		t, err := os.Readlink(p)
+		buf := make([]byte, unix.PathMax)
+		n, err := unix.Readlinkat(dirfd, name, buf)
 		if err != nil {
-			return nil, err
+			return nil, &fs.PathError{Op: "readlink", Path: p, Err: err}
 		}
-		i.Target = t
+		i.Target = string(buf[:n])
 	case unix.S_IFIFO:
 		i.Type = TypeFIFO
 	case unix.S_IFCHR:
@@ -495,17 +559,8 @@ func (i *Info) mode() fs.FileMode {
 
 // readNames lists a directory sorted bytewise.
 func readNames(dir string) ([]string, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		return nil, fmt.Errorf("read directory %s: %w", dir, err)
-	}
-	sort.Strings(names)
-	return names, nil
+	_, names, _, err := openDir(dir, false)
+	return names, err
 }
 
 // readXattrs reads all xattrs of p (not following symlinks). A filesystem

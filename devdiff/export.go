@@ -152,10 +152,10 @@ type DirWriter struct {
 	del  *os.File
 	// open is the stack of directories written so far whose subtree is
 	// still being filled; their mtimes are set when the walk leaves them.
-	open []openDir
+	open []pendingDir
 }
 
-type openDir struct {
+type pendingDir struct {
 	path  string // image path
 	mtime time.Time
 }
@@ -212,7 +212,7 @@ func (d *DirWriter) Add(c *Change) error {
 		if c.Path != "/" {
 			err = os.Mkdir(dst, 0o700)
 		}
-		d.open = append(d.open, openDir{c.Path, i.ModTime})
+		d.open = append(d.open, pendingDir{c.Path, i.ModTime})
 	case i.Type == TypeSymlink:
 		err = os.Symlink(i.Target, dst)
 	case i.Type == TypeFIFO:
@@ -247,7 +247,7 @@ func (d *DirWriter) ensureDir(p, src string) error {
 	if err := os.Mkdir(dst, 0o700); err != nil {
 		return err
 	}
-	d.open = append(d.open, openDir{p, i.ModTime})
+	d.open = append(d.open, pendingDir{p, i.ModTime})
 	return setMeta(dst, i, false)
 }
 

@@ -18,6 +18,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/mcinit/mcinit/verity"
 )
 
 // Partition type UUIDs from the Discoverable Partitions Specification.
@@ -60,6 +62,10 @@ type Spec struct {
 	FSUUID string
 
 	Verity bool // add a dm-verity hash partition for the root
+	// VeritySetup formats the hash tree with the real veritysetup binary
+	// instead of mcinit's own verity package (interop tests); the bytes are
+	// the same either way.
+	VeritySetup bool
 	// VerityLabel is the hash partition's name; default "root-verity".
 	VerityLabel string
 	// VerityPartUUID overrides the hash partition's PARTUUID (default:
@@ -181,7 +187,7 @@ func Build(spec Spec, out string) (*Result, error) {
 	}
 	if spec.Verity {
 		hashImg := filepath.Join(tmp, "verity.img")
-		res.RootHash, res.Salt, res.DataBlocks, err = formatVerity(rootImg, hashImg)
+		res.RootHash, res.Salt, res.DataBlocks, err = formatVerity(rootImg, hashImg, spec.VeritySetup)
 		if err != nil {
 			return nil, err
 		}
@@ -413,13 +419,27 @@ func resetExt4Times(img, dir string) error {
 //
 // TODO(verity): replace veritysetup with mcinit's own verity package
 // (github.com/mcinit/mcinit/verity, `mcinit verity format`) once it lands.
-func formatVerity(dataPath, hashPath string) (rootHash, salt string, dataBlocks uint64, err error) {
+func formatVerity(dataPath, hashPath string, useVeritysetup bool) (rootHash, salt string, dataBlocks uint64, err error) {
 	d, err := fileDigest(dataPath)
 	if err != nil {
 		return "", "", 0, err
 	}
 	saltSum := sha256.Sum256(append([]byte("mcinit verity salt\x00"), d[:]...))
 	salt = hex.EncodeToString(saltSum[:])
+	if !useVeritysetup {
+		uuid, err := verity.ParseUUID(derivedUUID(d, "verity"))
+		if err != nil {
+			return "", "", 0, err
+		}
+		if err := os.WriteFile(hashPath, nil, 0o644); err != nil {
+			return "", "", 0, err
+		}
+		res, err := verity.FormatFiles(dataPath, hashPath, 0, verity.Params{Salt: saltSum[:], UUID: uuid})
+		if err != nil {
+			return "", "", 0, fmt.Errorf("verity format: %w", err)
+		}
+		return hex.EncodeToString(res.RootHash), hex.EncodeToString(res.Salt), res.DataBlocks, nil
+	}
 	if err := os.WriteFile(hashPath, nil, 0o644); err != nil {
 		return "", "", 0, err
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -343,10 +342,4 @@ func (b *boot) warn(format string, a ...any) {
 	msg := fmt.Sprintf(format, a...)
 	b.warnings = append(b.warnings, msg)
 	b.log.Warnf("warning: %s", msg)
-}
-
-// digestHex is the SHA-256 of data, hex.
-func _digestHex(data []byte) string {
-	d := sha256.Sum256(data)
-	return hex.EncodeToString(d[:])
 }

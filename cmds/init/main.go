@@ -50,10 +50,3 @@ func halt() {
 		time.Sleep(time.Hour)
 	}
 }
-
-func reboot(after time.Duration) {
-	time.Sleep(after)
-	unix.Sync()
-	_ = unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
-	halt()
-}

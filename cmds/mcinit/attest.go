@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/mcinit/mcinit/attest"
 	"github.com/mcinit/mcinit/measure"
@@ -15,12 +16,13 @@ func init() {
 }
 
 const attestUsage = `usage: mcinit attest -nonce HEX -out DIR [-log FILE] [-tpm DEV|tcp:HOST:PORT]
-       mcinit attest -ak-pub-out FILE [-tpm ...]
+       mcinit attest [-ak-pub-out FILE] [-ek-pub-out FILE] [-activate DIR] [-tpm ...]
 
 Writes quote.bin (TPMS_ATTEST), quote.sig (TPMT_SIGNATURE), ak.pub (PEM),
 eventlog.bin, pcrs.txt and pcrs.bin into DIR. The PCR and banks quoted are
 those of the event log. -ak-pub-out writes the AK's public key for
-enrollment (with -nonce too, or alone).`
+enrollment, -ek-pub-out the endorsement key's; -activate answers an
+enrollment challenge (mcinit enroll challenge) by printing its secret in hex.`
 
 func runAttest(args []string) error {
 	fs := flag.NewFlagSet("attest", flag.ContinueOnError)
@@ -30,11 +32,13 @@ func runAttest(args []string) error {
 	logFile := fs.String("log", measure.LogPath, "mcinit event log")
 	dev := fs.String("tpm", "", "TPM device or tcp:HOST:PORT (default /dev/tpmrm0, /dev/tpm0)")
 	akOut := fs.String("ak-pub-out", "", "write the AK public key (PEM) here, for enrollment")
+	ekOut := fs.String("ek-pub-out", "", "write the EK public key (PEM) here, for enrollment")
+	activate := fs.String("activate", "", "answer the enrollment challenge in this directory")
 	if err := fs.Parse(args); err != nil {
 		return usagef("%v", err)
 	}
-	if fs.NArg() != 0 || (*nonceHex == "") != (*out == "") || (*nonceHex == "" && *akOut == "") {
-		return usagef("attest: give -nonce with -out, and/or -ak-pub-out")
+	if fs.NArg() != 0 || (*nonceHex == "") != (*out == "") || (*nonceHex == "" && *akOut == "" && *ekOut == "" && *activate == "") {
+		return usagef("attest: give -nonce with -out, and/or -ak-pub-out, -ek-pub-out, -activate")
 	}
 	tpm, err := measure.OpenTPMAt(*dev)
 	if err != nil {
@@ -56,6 +60,29 @@ func runAttest(args []string) error {
 		if err := os.WriteFile(*akOut, pemb, 0o644); err != nil {
 			return err
 		}
+	}
+	if *ekOut != "" {
+		pemb, err := attest.EKPublicPEM(dt)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(*ekOut, pemb, 0o644); err != nil {
+			return err
+		}
+	}
+	if *activate != "" {
+		var ch attest.Challenge
+		if ch.CredBlob, err = readSmall(filepath.Join(*activate, attest.FileCredBlob)); err != nil {
+			return err
+		}
+		if ch.EncSecret, err = readSmall(filepath.Join(*activate, attest.FileEncSecret)); err != nil {
+			return err
+		}
+		secret, err := attest.Activate(dt, &ch)
+		if err != nil {
+			return err
+		}
+		fmt.Println(hex.EncodeToString(secret))
 	}
 	if *nonceHex == "" {
 		return nil
@@ -81,4 +108,16 @@ func runAttest(args []string) error {
 	}
 	ev.EventLog = logb
 	return ev.WriteDir(*out)
+}
+
+// readSmall reads a file of at most 64 KiB.
+func readSmall(path string) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() > 64<<10 {
+		return nil, fmt.Errorf("%s: %d bytes, more than 64 KiB", path, st.Size())
+	}
+	return os.ReadFile(path)
 }

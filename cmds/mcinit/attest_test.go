@@ -71,8 +71,20 @@ func TestAttestVerbs(t *testing.T) {
 	if err := runPredict(append(common, "-format", "tpm2", "-o", p("pcr.bin"))); err != nil {
 		t.Fatal(err)
 	}
-	if err := runAttest([]string{"-tpm", sw.Addr(), "-ak-pub-out", p("ak.pem")}); err != nil {
+	if err := runAttest([]string{"-tpm", sw.Addr(), "-ak-pub-out", p("ak.pem"), "-ek-pub-out", p("ek.pem")}); err != nil {
 		t.Fatal(err)
+	}
+	// Enrollment: the AK is bound to the EK by credential activation.
+	if err := runEnroll([]string{"challenge", "-ek", p("ek.pem"), "-ak", p("ak.pem"), "-out", p("challenge"), "-secret-out", p("challenge.secret")}); err != nil {
+		t.Fatal(err)
+	}
+	answer := captureStdout(t, func() error { return runAttest([]string{"-tpm", sw.Addr(), "-activate", p("challenge")}) })
+	if err := runEnroll([]string{"check", "-secret", p("challenge.secret"), "-answer", answer}); err != nil {
+		t.Errorf("enroll check: %v", err)
+	}
+	var rej rejectedError
+	if err := runEnroll([]string{"check", "-secret", p("challenge.secret"), "-answer", "00"}); !errors.As(err, &rej) {
+		t.Errorf("enroll check of a wrong answer: %v", err)
 	}
 	secret := []byte("prod secret")
 	os.WriteFile(p("secret"), secret, 0o600)
@@ -166,4 +178,24 @@ func TestAttestVerbs(t *testing.T) {
 			t.Errorf("development unsealed the production secret")
 		}
 	}
+}
+
+// captureStdout runs f and returns what it printed.
+func captureStdout(t *testing.T, f func() error) string {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := os.Stdout
+	os.Stdout = w
+	ferr := f()
+	os.Stdout = old
+	w.Close()
+	var b bytes.Buffer
+	b.ReadFrom(r)
+	if ferr != nil {
+		t.Fatal(ferr)
+	}
+	return strings.TrimSpace(b.String())
 }

@@ -8,6 +8,20 @@
 // the machine off (or halts or reboots, when the actions "halt" or "reboot"
 // are named). It must never hang: a watchdog powers off regardless.
 //
+// Report keys: kmsg_init_ts (kernel time of testinit's start), pid1, uptime,
+// profile (/run/mcinit/profile or "absent"), dt_compatible, dt_model,
+// dmi_sys_vendor, dmi_product_name, run_mcinit (the files under
+// /run/mcinit), file.<relpath> (each such file), root.source, root.fstype,
+// root.mode (ro|rw), mount.<mountpoint> ("fstype source options"), mounts,
+// modules_disabled, root_writable (yes|no) and root_writable_error, marker
+// (/var/mcinit-marker at start, or "absent"), action.<i>.<name>[.rc|.out]
+// per action, testinit_ms. A value that is not one short printable line is
+// sent as <key>.b64=<base64>.
+//
+// Actions: write-marker[=TEXT], read-file=PATH (sha256 and size, or the
+// errno, e.g. EIO), exec=PATH ARGS... (exit status and output), sleep=SECONDS,
+// halt, reboot.
+//
 // Build it static: CGO_ENABLED=0 GOOS=linux go build -trimpath.
 package main
 

@@ -52,6 +52,9 @@ func TestParseLog(t *testing.T) {
 	if ts, ok := l.KmsgInitTS(); !ok || ts != 3132606*time.Microsecond {
 		t.Errorf("KmsgInitTS = %v %v", ts, ok)
 	}
+	if d, ok := l.InitToRealInit(); !ok || d != 461292*time.Microsecond {
+		t.Errorf("InitToRealInit = %v %v", d, ok)
+	}
 	// A report cut short is marked incomplete.
 	l = ParseLog([]byte("MCINIT-TEST-BEGIN\nprofile=x\n"))
 	if l.ReportComplete || l.Report["profile"] != "x" {

@@ -171,3 +171,21 @@ func (l *Log) KmsgInitTS() (time.Duration, bool) {
 	}
 	return parseStamp(v)
 }
+
+// LineRunInit is the kernel's line as it starts the initramfs's /init.
+const LineRunInit = "Run /init as init process"
+
+// InitToRealInit is the interval from the kernel starting /init to
+// testinit's own start (kmsg_init_ts), both in kernel time: the time the
+// initramfs took to hand over to the real init.
+func (l *Log) InitToRealInit() (time.Duration, bool) {
+	run, ok := l.FirstStamped(LineRunInit)
+	if !ok {
+		return 0, false
+	}
+	ts, ok := l.KmsgInitTS()
+	if !ok || ts < run.TS {
+		return 0, false
+	}
+	return ts - run.TS, true
+}
