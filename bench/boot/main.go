@@ -1,20 +1,184 @@
+// Command boot is the boot benchmark of `make bench`: mcinit's production
+// initramfs against a classic busybox initramfs (bench/busybox) doing the
+// same job, booted side by side on the same kernel and verity root disk
+// under QEMU (TCG, -icount shift=0,sleep=off, so guest time counts
+// instructions and does not depend on the host's load), interleaved boot
+// by boot. It prints the medians, the ratios against the issue's targets,
+// the initramfs sizes and where the time inside /init goes.
+//
+//	go run ./bench/boot [-rounds 5] [-dir DIR]
+//
+// MCINIT_E2E_DIR (or -dir) keeps and reuses the built inputs between runs.
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/mcinit/mcinit/e2e/fixture"
+	"github.com/mcinit/mcinit/e2e/harness"
 )
 
 func main() {
-	dir := os.Getenv("MCINIT_E2E_DIR")
-	os.MkdirAll(dir, 0o755)
-	e, err := fixture.New(context.Background(), dir, "amd64", func(f string, a ...any) { fmt.Printf("==> "+f+"\n", a...) })
-	if err != nil {
-		fmt.Println(err)
+	if err := run(); err != nil {
+		fmt.Fprintf(os.Stderr, "bench/boot: %v\n", err)
 		os.Exit(1)
 	}
-	fmt.Println(e.Initrd)
 }
+
+func step(format string, a ...any) {
+	fmt.Fprintf(os.Stderr, "==> "+format+"\n", a...)
+}
+
+// side is one initramfs under test.
+type side struct {
+	name   string
+	initrd string
+	marker string // prefix of its own console lines
+	boots  []bootTimes
+}
+
+func run() error {
+	rounds := flag.Int("rounds", 5, "boots per side (interleaved)")
+	dir := flag.String("dir", os.Getenv("MCINIT_E2E_DIR"), "work `DIR`, reused between runs (default: a fresh temporary one)")
+	flag.Parse()
+	if *rounds < 1 || *rounds > 50 {
+		return fmt.Errorf("-rounds %d: want 1..50", *rounds)
+	}
+	keep := *dir != ""
+	if !keep {
+		d, err := os.MkdirTemp("", "mcinit-bench-boot-")
+		if err != nil {
+			return err
+		}
+		*dir = d
+	}
+	abs, err := filepath.Abs(*dir)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	envDir := filepath.Join(abs, "amd64")
+	if err := os.MkdirAll(envDir, 0o755); err != nil {
+		return err
+	}
+	e, err := fixture.New(ctx, envDir, "amd64", step)
+	if err != nil {
+		return err
+	}
+
+	prod := filepath.Join(envDir, "bench-mcinit-production.cpio.gz")
+	if _, err := os.Stat(prod); err != nil || !keep {
+		step("building mcinit's production initramfs (-rescue no)")
+		out, err := e.Run(ctx, "initramfs", "-arch", e.Arch, "-policy", filepath.Join(envDir, "policy.toml"),
+			"-keys", e.KeysDir, "-kernel", e.ModulesDir, "-rescue", "no", "-o", prod)
+		if err != nil {
+			return err
+		}
+		step("%s", strings.TrimSpace(out))
+	}
+	bb := filepath.Join(envDir, "bench-busybox.cpio.gz")
+	step("building the busybox baseline initramfs (bench/busybox/build.sh)")
+	cmd := exec.CommandContext(ctx, filepath.Join(e.Repo, "bench", "busybox", "build.sh"),
+		"-m", prod, "-d", e.Disk, "-r", e.RootHash, "-o", bb)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("bench/busybox/build.sh: %w", err)
+	}
+	step("%s", strings.TrimSpace(string(out)))
+
+	sides := []*side{
+		{name: "mcinit", initrd: prod, marker: "mcinit:"},
+		{name: "busybox", initrd: bb, marker: "bbinit:"},
+	}
+	logDir := filepath.Join(abs, "bench-logs")
+	for i := 1; i <= *rounds; i++ {
+		for _, s := range sides {
+			name := fmt.Sprintf("%s-%d", s.name, i)
+			m := e.Machine(name, s.initrd, e.Disk, fixture.OtherSerial, "")
+			m.Icount = true
+			m.LogDir = logDir
+			m.Timeout = 10 * time.Minute // icount under a loaded host is slow in wall time
+			t0 := time.Now()
+			r, err := harness.Boot(ctx, m)
+			if err != nil {
+				return fmt.Errorf("boot %s: %w", name, err)
+			}
+			bt, err := measure(r.Log, s.marker)
+			if err != nil {
+				return fmt.Errorf("boot %s (%s, serial log %s): %w", name, r.Outcome, r.LogPath, err)
+			}
+			s.boots = append(s.boots, bt)
+			step("round %d/%d %-7s /init→init %4d ms, whole boot %5d ms (guest time; %v wall)",
+				i, *rounds, s.name, bt.Interval.Milliseconds(), bt.Whole.Milliseconds(), time.Since(t0).Round(time.Second))
+		}
+	}
+
+	var sizes []sizes
+	for _, s := range sides {
+		sz, err := measureSizes(s.initrd)
+		if err != nil {
+			return err
+		}
+		sizes = append(sizes, sz)
+	}
+	kver := filepath.Base(e.ModulesDir)
+	report(os.Stdout, kver, *rounds, sides, sizes)
+	if !keep {
+		fmt.Printf("serial logs: %s (temporary; set MCINIT_E2E_DIR to keep the inputs)\n", logDir)
+	} else {
+		fmt.Printf("serial logs: %s\n", logDir)
+	}
+	return nil
+}
+
+// sizes of one initramfs: as shipped, uncompressed, and recompressed with
+// `gzip -n -9` so both sides are compared with the same compressor.
+type sizes struct {
+	Gzip, Raw, Gzip9 int64
+}
+
+func measureSizes(path string) (sizes, error) {
+	gz, err := os.ReadFile(path)
+	if err != nil {
+		return sizes{}, err
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		return sizes{}, fmt.Errorf("%s: %w", path, err)
+	}
+	raw, err := io.ReadAll(io.LimitReader(zr, 1<<30))
+	if err != nil {
+		return sizes{}, fmt.Errorf("%s: %w", path, err)
+	}
+	s := sizes{Gzip: int64(len(gz)), Raw: int64(len(raw))}
+	cmd := exec.Command("gzip", "-n", "-9")
+	cmd.Stdin = bytes.NewReader(raw)
+	var n countWriter
+	cmd.Stdout = &n
+	if err := cmd.Run(); err != nil {
+		return sizes{}, fmt.Errorf("gzip -9: %w", err)
+	}
+	s.Gzip9 = int64(n)
+	return s, nil
+}
+
+type countWriter int64
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	*c += countWriter(len(p))
+	return len(p), nil
+}
+
+var errNoReport = errors.New("the real init did not report (no kmsg_init_ts)")

@@ -89,10 +89,8 @@ func (b *boot) readCmdline() {
 	}
 	b.cl = cl
 	b.flags = cl.Flags()
+	// Flag warnings are reported by the decision, once.
 	b.log.SetDebug(b.flags.Debug)
-	for _, w := range b.flags.Warnings {
-		b.warn("%s", w)
-	}
 	b.log.Debugf("command line: %q", strings.TrimSpace(string(raw)))
 }
 

@@ -115,6 +115,11 @@ func (s sys) runFiles(r *reporter) {
 		if err != nil {
 			return err
 		}
+		// The development overlay's layers live under /run/mcinit; they
+		// are the root's files, not mcinit's report.
+		if d.IsDir() && p != dir && (d.Name() == "lower" || d.Name() == "upperfs" || d.Name() == "upper") {
+			return filepath.SkipDir
+		}
 		if d.Type().IsRegular() {
 			rel, _ := filepath.Rel(dir, p)
 			names = append(names, rel)
