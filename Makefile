@@ -35,7 +35,7 @@ unit:
 	$(GO) test -count=1 -timeout 30m ./...
 
 e2e: build
-	MCINIT_E2E=1 $(GO) test -count=1 -timeout 60m -v ./e2e/
+	MCINIT_E2E=1 $(GO) test -count=1 -timeout 70m -v ./e2e/...
 
 test: deps lint unit e2e
 

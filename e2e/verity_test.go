@@ -36,6 +36,7 @@ func wantCorrupted(t *testing.T, r *harness.Result, kind string, n uint64) {
 	for _, l := range r.Lines {
 		if m := verityErr.FindStringSubmatch(l.Text); m != nil {
 			seen = append(seen, m[1]+" "+m[2])
+			t.Logf("kernel: %s", l.Text)
 		}
 	}
 	want := fmt.Sprintf("%s %d", kind, n)
@@ -144,6 +145,7 @@ func TestVerityCorruptData(t *testing.T) {
 			t.Errorf("outcome %s, want %s", r.Outcome, harness.PoweredOff)
 		}
 		wantCorrupted(t, r, "data", bad)
+		os.WriteFile("/tmp/mcv-eio.log", r.Serial, 0o644)
 	})
 
 	t.Run("restart", func(t *testing.T) {
@@ -164,6 +166,11 @@ func TestVerityCorruptData(t *testing.T) {
 			t.Error("testinit finished its report: the corrupted read did not restart the machine")
 		}
 		wantCorrupted(t, r, "data", bad)
+		// kernel_restart's line names dm-verity as the reason.
+		if !r.Has("reboot: Restarting system with command 'dm-verity device corrupted'") {
+			t.Errorf("no kernel restart line naming dm-verity (log %s)", r.LogPath)
+		}
+		os.WriteFile("/tmp/mcv-restart.log", r.Serial, 0o644)
 	})
 }
 
@@ -259,5 +266,33 @@ func TestVerityABSecondRoot(t *testing.T) {
 	})
 	if !r.Has(rootLine(e.RootHash)) {
 		t.Errorf("no console line %q: root B was not the one opened", rootLine(e.RootHash))
+	}
+}
+
+// A/B with both roots installed: the disk holds A (partitions 1-2) and B
+// (3-4); the policy lists B first, and /init boots B: policy order, not
+// disk order, decides.
+func TestVerityABPolicyOrder(t *testing.T) {
+	e := env(t, "amd64")
+	ctx := context.Background()
+	b, err := e.ReformatDisk(ctx, "root-b", fixture.FormatVeritysetup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(b.Path)
+	two, err := e.TwoRootDisk(ctx, "two-roots", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(two.Path)
+	initrd, err := e.RootsPolicyVariant(ctx, "verity-ba", e.DefaultPolicy(),
+		[]fixture.Root{{Name: "B", RootHash: b.RootHash}, {Name: "A", RootHash: e.RootHash}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := boot(t, e.Machine("verity-ba", initrd, two.Path, fixture.OtherSerial, ""))
+	wantReport(t, r, map[string]string{"profile": "production", "root.mode": "ro"})
+	if !r.Has(rootLine(b.RootHash)) {
+		t.Errorf("no console line %q: root B, first in the policy, was not the one opened", rootLine(b.RootHash))
 	}
 }

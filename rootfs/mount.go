@@ -73,7 +73,9 @@ func Overlay(lower, upperBase, target string) error {
 			return fmt.Errorf("rootfs: overlay: path %q not allowed", p)
 		}
 	}
-	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work)
+	// Pin the features devdiff cannot read back (redirects, metacopy,
+	// the inode index), whatever the overlay module's defaults say.
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s,redirect_dir=off,index=off,metacopy=off", lower, upper, work)
 	if err := unix.Mount("overlay", target, "overlay", 0, opts); err != nil {
 		return fmt.Errorf("rootfs: mount overlay (%s) on %s: %w", opts, target, err)
 	}

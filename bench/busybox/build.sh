@@ -97,6 +97,7 @@ HASH_ALG=$hash_alg
 ROOT_HASH=$roothash
 SALT=$salt
 ROOT_FSTYPE=$fstype
+PCR=$pcr
 PCR_HEX=$(printf %02x "$pcr")
 TPM_REQUIRED=1
 EOF
@@ -120,4 +121,4 @@ mkdir -p "$(dirname "$out")"
 (cd "$root" && find . -mindepth 1 | LC_ALL=C sort |
 	cpio -o -H newc --reproducible -R 0:0 --quiet) | gzip -n -9 >"$out.tmp"
 mv "$out.tmp" "$out"
-echo "busybox initramfs $out: kernel $release, $(wc -w <<<"$order") modules, dmsetup $(dmsetup --version | awk '/Library/ { print $3 }')"
+echo "busybox initramfs $out: kernel $release, $(wc -w <<<"$order") modules, dmsetup $(dmsetup --version 2>/dev/null | awk '/Library/ { print $3 }')"

@@ -34,6 +34,7 @@ while :; do
 	data=
 	hash=
 	for u in /sys/class/block/*/uevent; do
+		[ -r "$u" ] || continue
 		dev=
 		part=
 		while IFS='=' read -r k v; do

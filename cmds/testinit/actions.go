@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ const (
 	execTimeout  = 60 * time.Second
 	maxActions   = 32
 	maxExecOut   = 256 << 10
+	maxWriteFile = 64 << 10 // decoded size of a write-file action
 	markerPath   = "var/mcinit-marker"
 )
 
@@ -102,6 +104,18 @@ func runAction(r *reporter, i int, a string) {
 		rc, out := runExec(arg)
 		r.kv(key+".rc", rc)
 		r.kv(key+".out", out)
+	case "write-file":
+		// PATH:BASE64 — hands a small input (a sealed blob, a challenge) to
+		// the booted system; the command line is the only channel in.
+		if err := writeFile(arg); err != nil {
+			r.kv(key, "error: "+errName(err))
+			return
+		}
+		r.kv(key, "ok")
+	case "dump-dir":
+		// Every regular file directly in DIR, always base64, so outputs
+		// such as `mcinit attest -out DIR` reach the host byte for byte.
+		dumpDir(r, key, arg)
 	case "sleep":
 		// For timeout tests: sleep the given seconds (bounded by the watchdog).
 		d, err := strconv.Atoi(arg)
@@ -139,6 +153,52 @@ func writeMarker(root, content string) error {
 	}
 	unix.Sync()
 	return nil
+}
+
+// writeFile decodes "PATH:BASE64" and writes the bytes to PATH (mode 0600),
+// creating its directory.
+func writeFile(arg string) error {
+	i := strings.LastIndexByte(arg, ':')
+	if i <= 0 {
+		return errors.New("want PATH:BASE64")
+	}
+	path, enc := arg[:i], arg[i+1:]
+	if base64.StdEncoding.DecodedLen(len(enc)) > maxWriteFile {
+		return errors.New("content too large")
+	}
+	data, err := base64.StdEncoding.DecodeString(enc)
+	if err != nil {
+		return errors.New("bad base64")
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o600)
+}
+
+// dumpDir reports the regular files directly in dir as
+// <key>=<names, comma-separated> and <key>.<name>.b64=<content> each.
+func dumpDir(r *reporter, key, dir string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		r.kv(key, "error: "+errName(err))
+		return
+	}
+	var names []string
+	for _, e := range ents {
+		if e.Type().IsRegular() && len(names) < maxRunFiles {
+			names = append(names, e.Name())
+		}
+	}
+	r.kv(key, strings.Join(names, ","))
+	for _, n := range names {
+		b, err := readSmall(filepath.Join(dir, n), maxFileBytes)
+		if err != nil {
+			r.kv(key+"."+n, "error: "+errName(err))
+			continue
+		}
+		r.b64(key+"."+n, []byte(b))
+	}
 }
 
 // hashFile returns "sha256=<hex> size=<n>" or "error=<ERRNO>".

@@ -19,8 +19,10 @@
 // sent as <key>.b64=<base64>.
 //
 // Actions: write-marker[=TEXT], read-file=PATH (sha256 and size, or the
-// errno, e.g. EIO), exec=PATH ARGS... (exit status and output), sleep=SECONDS,
-// halt, reboot.
+// errno, e.g. EIO), exec=PATH ARGS... (exit status and output),
+// write-file=PATH:BASE64 (write a small file, e.g. a sealed blob, into the
+// booted system), dump-dir=DIR (every regular file in DIR as
+// action.<i>.dump-dir.<name>.b64), sleep=SECONDS, halt, reboot.
 //
 // Build it static: CGO_ENABLED=0 GOOS=linux go build -trimpath.
 package main

@@ -39,6 +39,11 @@ func (r *reporter) kv(key, value string) {
 	fmt.Fprintf(r.w, "%s.b64=%s\n", key, base64.StdEncoding.EncodeToString([]byte(value)))
 }
 
+// b64 always writes key.b64=<base64>, for exact bytes.
+func (r *reporter) b64(key string, data []byte) {
+	fmt.Fprintf(r.w, "%s.b64=%s\n", key, base64.StdEncoding.EncodeToString(data))
+}
+
 func printableLine(s string) bool {
 	if !utf8.ValidString(s) {
 		return false

@@ -121,3 +121,32 @@ func FuzzParseKmsg(f *testing.F) {
 	f.Add("4,312,1786543,-;testinit: started\n")
 	f.Fuzz(func(t *testing.T, s string) { parseKmsg(s) })
 }
+
+// TestWriteFileDumpDir: write-file hands bytes in, dump-dir hands them
+// back out exactly (base64 always, binary or not).
+func TestWriteFileDumpDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "q")
+	var buf bytes.Buffer
+	r := &reporter{w: &buf}
+	runAction(r, 0, "write-file="+dir+"/blob:AAEC/w==")
+	runAction(r, 1, "write-file="+dir+"/text:aGkK")
+	runAction(r, 2, "write-file="+dir+"/bad:***")
+	runAction(r, 3, "write-file=nocolon")
+	os.Mkdir(filepath.Join(dir, "sub"), 0o755)
+	runAction(r, 4, "dump-dir="+dir)
+	runAction(r, 5, "dump-dir=/nonexistent")
+	out := buf.String()
+	for _, want := range []string{
+		"action.0.write-file=ok\n",
+		"action.2.write-file=error: bad base64\n",
+		"action.3.write-file=error: want PATH:BASE64\n",
+		"action.4.dump-dir=blob,text\n",
+		"action.4.dump-dir.blob.b64=AAEC/w==\n",
+		"action.4.dump-dir.text.b64=aGkK\n",
+		"action.5.dump-dir=error: ENOENT\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("lacks %q:\n%s", want, out)
+		}
+	}
+}

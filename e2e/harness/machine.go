@@ -340,8 +340,15 @@ func startTPM(ctx context.Context, stateDir string, stderr io.Writer) (sock stri
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
 	cleanup = append(cleanup, func() {
-		_ = cmd.Process.Kill()
-		<-done
+		// SIGTERM first: with a kept TPMStateDir the next boot (or a
+		// TPMServer) reuses the state, so let swtpm finish writing it.
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(3 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
 	})
 	// Wait for the control socket.
 	for {

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	"github.com/mcinit/mcinit/e2e/harness"
+)
+
+const sampleLog = `[    0.000000] Linux version 6.1.0
+[    1.780000] Run /init as init process
+[    1.900000] mcinit: identity: dmi QEMU
+[    2.000000] mcinit: modules: 7 loaded in 310ms
+[    2.150000] mcinit: handoff: production profile, board qemu-x86_64, root verity:A erofs ro, 370 ms in /init
+[    2.250000] testinit: started
+MCINIT-TEST-BEGIN
+kmsg_init_ts=2.250000
+MCINIT-TEST-END
+[    2.400000] reboot: Power down
+`
+
+func TestMeasure(t *testing.T) {
+	b, err := measure(harness.ParseLog([]byte(sampleLog)), "mcinit:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Start != 1780*time.Millisecond || b.Interval != 470*time.Millisecond || b.Whole != 2250*time.Millisecond {
+		t.Errorf("start %v interval %v whole %v", b.Start, b.Interval, b.Whole)
+	}
+	if b.ModulesLoaded != 7 || b.ModulesTime != 310*time.Millisecond || b.InitMS != 370*time.Millisecond {
+		t.Errorf("modules %d in %v, %v in /init", b.ModulesLoaded, b.ModulesTime, b.InitMS)
+	}
+	if len(b.Stages) != 3 || b.Stages[0].At != 120*time.Millisecond {
+		t.Errorf("stages %+v", b.Stages)
+	}
+}
+
+func TestMeasureIncomplete(t *testing.T) {
+	if _, err := measure(harness.ParseLog([]byte("[    1.0] Run /init as init process\n")), "mcinit:"); err == nil {
+		t.Error("a boot without the real init's report measured")
+	}
+	if _, err := measure(harness.ParseLog([]byte("kmsg_init_ts=2.0\n")), "mcinit:"); err == nil {
+		t.Error("a boot without the /init line measured")
+	}
+}
+
+func TestMedian(t *testing.T) {
+	for _, c := range []struct {
+		in   []time.Duration
+		want time.Duration
+	}{
+		{nil, 0},
+		{[]time.Duration{5}, 5},
+		{[]time.Duration{9, 1, 5}, 5},
+		{[]time.Duration{4, 1, 3, 2}, 2}, // (2+3)/2 in integer nanoseconds
+	} {
+		if got := median(c.in); got != c.want {
+			t.Errorf("median(%v) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,62 @@
+package harness
+
+import (
+	"context"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/mcinit/mcinit/rollback"
+)
+
+// TestTPMServerStateSurvives: what is written through a TPMServer (an NV
+// index, here by go-tpm and read back by tpm2-tools) is still there after
+// Stop and a new start on the same state directory, as a Machine with that
+// TPMStateDir will see it.
+func TestTPMServerStateSurvives(t *testing.T) {
+	for _, tool := range []string{"swtpm", "tpm2_nvreadpublic"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (Debian packages swtpm, tpm2-tools): test impossible", tool)
+		}
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := StartTPMServer(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	tpm, err := s.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rollback.Provision(tpm, rollback.DefaultIndex, nil, 7); err != nil {
+		t.Fatal(err)
+	}
+	tpm.Close()
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	s2, err := StartTPMServer(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Stop()
+	out, err := s2.Tool(ctx, dir, "tpm2_nvreadpublic", "0x01504d43")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "0x1504d43") {
+		t.Errorf("tpm2_nvreadpublic does not show the index:\n%s", out)
+	}
+	tpm, err = s2.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tpm.Close()
+	floor, written, err := rollback.ReadFloor(tpm, rollback.DefaultIndex)
+	if err != nil || !written || floor != 7 {
+		t.Fatalf("after restart: floor %d written %v err %v, want 7", floor, written, err)
+	}
+}
