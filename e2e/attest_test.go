@@ -138,8 +138,17 @@ func TestAttestRollback(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	r := bootDevice(t, e, "rollback-v2", v2, state, "")
+	m := deviceMachine(t, e, "rollback-v2", v2, state, "")
+	m.TPMLog = filepath.Join(t.TempDir(), "tpm-v2.log")
+	r := boot(t, m)
 	wantReport(t, r, map[string]string{"profile": "production", "file.policy-version": "2"})
+	// The whole boot's TPM traffic (kernel and /init; testinit runs no
+	// actions). Only /init extends PCRs and touches NV indices.
+	n := tpmCommands(t, m.TPMLog)
+	t.Logf("TPM commands of a production boot with a rollback floor (kernel + /init): %v", n)
+	if n["PCR_Extend"] != 6 || n["NV_Write"] != 1 || n["NV_WriteLock"] != 1 || n["NV_Read"] != 0 {
+		t.Errorf("want 6 PCR_Extend, 1 NV_Write, 1 NV_WriteLock and no NV_Read (the floor was unset): %v", n)
+	}
 	out, err := e.TPMCommand(ctx, state, "rollback", "show", "-index", index)
 	if err != nil {
 		t.Fatal(err)
@@ -148,8 +157,17 @@ func TestAttestRollback(t *testing.T) {
 		t.Fatalf("after the version 2 boot: %q, want floor 2", out)
 	}
 
-	r = bootDevice(t, e, "rollback-v1", v1, state, "")
+	m = deviceMachine(t, e, "rollback-v1", v1, state, "")
+	m.TPMLog = filepath.Join(t.TempDir(), "tpm-v1.log")
+	r = boot(t, m)
 	wantRefusal(t, r, "policy version 1 is below the rollback floor 2")
+	// Refused after measuring policy, key set and board, then the failure;
+	// the floor is read, never written.
+	n = tpmCommands(t, m.TPMLog)
+	t.Logf("TPM commands of the refused boot: %v", n)
+	if n["PCR_Extend"] != 4 || n["NV_Read"] != 1 || n["NV_Write"] != 0 {
+		t.Errorf("want 4 PCR_Extend (policy, keyset, board, failure), 1 NV_Read, no NV_Write: %v", n)
+	}
 }
 
 // TestAttestNoTPM: the policy requires a TPM and the machine has none.
@@ -174,6 +192,11 @@ func requireTools(t *testing.T, tools ...string) {
 // command line and testinit actions (each may contain spaces and commas).
 func bootDevice(t *testing.T, e *fixture.Env, name, initrd, state, cmdline string, actions ...string) *harness.Result {
 	t.Helper()
+	return boot(t, deviceMachine(t, e, name, initrd, state, cmdline, actions...))
+}
+
+func deviceMachine(t *testing.T, e *fixture.Env, name, initrd, state, cmdline string, actions ...string) harness.Machine {
+	t.Helper()
 	for _, a := range actions {
 		if strings.Contains(a, `"`) {
 			t.Fatalf("action %q: no double quotes on the kernel command line", a)
@@ -182,7 +205,17 @@ func bootDevice(t *testing.T, e *fixture.Env, name, initrd, state, cmdline strin
 	}
 	m := e.Machine(name, initrd, e.Disk, fixture.DevSerial, cmdline)
 	m.TPMStateDir = state
-	return boot(t, m)
+	return m
+}
+
+// tpmCommands counts the TPM commands a boot sent (Machine.TPMLog).
+func tpmCommands(t *testing.T, logFile string) map[string]int {
+	t.Helper()
+	b, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatalf("swtpm command log: %v", err)
+	}
+	return harness.CountTPMCommands(harness.ParseTPMLog(b))
 }
 
 // evidence writes the files a dump-dir action (number i) reported into dir.

@@ -44,7 +44,7 @@ func step(format string, a ...any) {
 type side struct {
 	name   string
 	initrd string
-	marker string // prefix of its own console lines
+	marks  markers
 	boots  []bootTimes
 }
 
@@ -99,8 +99,8 @@ func run() error {
 	step("%s", strings.TrimSpace(string(out)))
 
 	sides := []*side{
-		{name: "mcinit", initrd: prod, marker: "mcinit:"},
-		{name: "busybox", initrd: bb, marker: "bbinit:"},
+		{name: "mcinit", initrd: prod, marks: markers{"mcinit:", "mcinit: board:", "mcinit: modules:", "mcinit: handoff:"}},
+		{name: "busybox", initrd: bb, marks: markers{"bbinit:", "bbinit: start", "bbinit: modules loaded", "bbinit: switch_root"}},
 	}
 	logDir := filepath.Join(abs, "bench-logs")
 	for i := 1; i <= *rounds; i++ {
@@ -115,7 +115,7 @@ func run() error {
 			if err != nil {
 				return fmt.Errorf("boot %s: %w", name, err)
 			}
-			bt, err := measure(r.Log, s.marker)
+			bt, err := measure(r.Log, s.marks)
 			if err != nil {
 				return fmt.Errorf("boot %s (%s, serial log %s): %w", name, r.Outcome, r.LogPath, err)
 			}

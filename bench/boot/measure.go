@@ -22,6 +22,10 @@ type bootTimes struct {
 	// Stages are the initramfs's own kernel-stamped lines (marker prefix),
 	// relative to Start.
 	Stages []stage
+	// Phases, from the side's own lines (see markers): /init start → its
+	// first line (runtime start), module loading, the rest of /init's
+	// work, and handoff (switch_root) → the real init's first line.
+	FirstLine, Modules, Other, AfterHandoff time.Duration
 	// mcinit's self-reported figures, when its lines carry them.
 	ModulesLoaded int
 	ModulesTime   time.Duration
@@ -38,8 +42,15 @@ var (
 	handoffRE = regexp.MustCompile(`(\d+) ms in /init`)
 )
 
+// markers name one side's console lines: the prefix of all of them, the
+// lines just before and just after module loading, and the last line
+// before switch_root.
+type markers struct {
+	Prefix, ModulesStart, ModulesDone, Handoff string
+}
+
 // measure extracts the boot's times from its parsed serial log.
-func measure(l *harness.Log, marker string) (bootTimes, error) {
+func measure(l *harness.Log, mk markers) (bootTimes, error) {
 	var b bootTimes
 	start, ok := l.FirstStamped(runInitLine)
 	if !ok {
@@ -53,15 +64,29 @@ func measure(l *harness.Log, marker string) (bootTimes, error) {
 		return b, fmt.Errorf("the real init's stamp %v precedes /init's start %v", end, start.TS)
 	}
 	b.Start, b.Interval, b.Whole = start.TS, end-start.TS, end
+	modStart := time.Duration(-1)
 	for _, ln := range l.Lines {
 		if !ln.HasTS || ln.TS < start.TS {
 			continue
 		}
 		text := strings.TrimSpace(ln.Text)
-		if !strings.HasPrefix(text, marker) {
+		if !strings.HasPrefix(text, mk.Prefix) {
 			continue
 		}
-		b.Stages = append(b.Stages, stage{At: ln.TS - start.TS, Text: text})
+		at := ln.TS - start.TS
+		b.Stages = append(b.Stages, stage{At: at, Text: text})
+		if len(b.Stages) == 1 {
+			b.FirstLine = at
+		}
+		switch {
+		case strings.HasPrefix(text, mk.ModulesStart) && modStart < 0:
+			modStart = at
+		case strings.HasPrefix(text, mk.ModulesDone) && modStart >= 0 && b.Modules == 0:
+			b.Modules = at - modStart
+		case strings.HasPrefix(text, mk.Handoff) && b.AfterHandoff == 0:
+			b.AfterHandoff = b.Interval - at
+			b.Other = at - b.FirstLine - b.Modules
+		}
 		if m := modulesRE.FindStringSubmatch(text); m != nil {
 			b.ModulesLoaded, _ = strconv.Atoi(m[1])
 			b.ModulesTime, _ = time.ParseDuration(m[2])

@@ -10,6 +10,7 @@ import (
 const sampleLog = `[    0.000000] Linux version 6.1.0
 [    1.780000] Run /init as init process
 [    1.900000] mcinit: identity: dmi QEMU
+[    1.901000] mcinit: board: qemu-x86_64
 [    2.000000] mcinit: modules: 7 loaded in 310ms
 [    2.150000] mcinit: handoff: production profile, board qemu-x86_64, root verity:A erofs ro, 370 ms in /init
 [    2.250000] testinit: started
@@ -19,8 +20,10 @@ MCINIT-TEST-END
 [    2.400000] reboot: Power down
 `
 
+var mcMarks = markers{"mcinit:", "mcinit: board:", "mcinit: modules:", "mcinit: handoff:"}
+
 func TestMeasure(t *testing.T) {
-	b, err := measure(harness.ParseLog([]byte(sampleLog)), "mcinit:")
+	b, err := measure(harness.ParseLog([]byte(sampleLog)), mcMarks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,16 +33,20 @@ func TestMeasure(t *testing.T) {
 	if b.ModulesLoaded != 7 || b.ModulesTime != 310*time.Millisecond || b.InitMS != 370*time.Millisecond {
 		t.Errorf("modules %d in %v, %v in /init", b.ModulesLoaded, b.ModulesTime, b.InitMS)
 	}
-	if len(b.Stages) != 3 || b.Stages[0].At != 120*time.Millisecond {
+	if b.FirstLine != 120*time.Millisecond || b.Modules != 99*time.Millisecond ||
+		b.Other != 151*time.Millisecond || b.AfterHandoff != 100*time.Millisecond {
+		t.Errorf("phases first %v modules %v other %v after handoff %v", b.FirstLine, b.Modules, b.Other, b.AfterHandoff)
+	}
+	if len(b.Stages) != 4 || b.Stages[0].At != 120*time.Millisecond {
 		t.Errorf("stages %+v", b.Stages)
 	}
 }
 
 func TestMeasureIncomplete(t *testing.T) {
-	if _, err := measure(harness.ParseLog([]byte("[    1.0] Run /init as init process\n")), "mcinit:"); err == nil {
+	if _, err := measure(harness.ParseLog([]byte("[    1.0] Run /init as init process\n")), mcMarks); err == nil {
 		t.Error("a boot without the real init's report measured")
 	}
-	if _, err := measure(harness.ParseLog([]byte("kmsg_init_ts=2.0\n")), "mcinit:"); err == nil {
+	if _, err := measure(harness.ParseLog([]byte("kmsg_init_ts=2.0\n")), mcMarks); err == nil {
 		t.Error("a boot without the /init line measured")
 	}
 }

@@ -49,6 +49,22 @@ func report(w io.Writer, kver string, rounds int, sides []*side, sz []sizes) {
 	row("initramfs recompressed with gzip -n -9", kb(m.Gzip9), kb(b.Gzip9), ratio(float64(m.Gzip9), float64(b.Gzip9)), "")
 	row("initramfs uncompressed (cpio)", kb(m.Raw), kb(b.Raw), ratio(float64(m.Raw), float64(b.Raw)), "")
 
+	fmt.Fprintf(w, "\nThe interval by phase (medians; from each side's own kernel-stamped console lines):\n\n")
+	fmt.Fprintf(w, "| %-40s | %12s | %12s | %-7s |\n", "", "mcinit", "busybox", "ratio")
+	fmt.Fprintf(w, "|%s|%s|%s|%s|\n", dash(42), dash(14), dash(14), dash(9))
+	for _, p := range []struct {
+		name string
+		f    func(bootTimes) time.Duration
+	}{
+		{"/init start → its first line", func(b bootTimes) time.Duration { return b.FirstLine }},
+		{"module loading (the same .ko files)", func(b bootTimes) time.Duration { return b.Modules }},
+		{"the rest of /init, up to switch_root", func(b bootTimes) time.Duration { return b.Other }},
+		{"switch_root → real init's first line", func(b bootTimes) time.Duration { return b.AfterHandoff }},
+	} {
+		a, b := median(field(mc.boots, p.f)), median(field(bb.boots, p.f))
+		fmt.Fprintf(w, "| %-40s | %12s | %12s | %-7s |\n", p.name, ms(a), ms(b), ratio(float64(a), float64(b)))
+	}
+
 	fmt.Fprintf(w, "\nPer boot, /init start → real init (ms):\n")
 	for _, s := range sides {
 		var v []string

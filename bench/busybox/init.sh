@@ -21,9 +21,15 @@ fail() {
 . /etc/bbinit.conf
 log "start"
 
+# bbinit.verbose on the command line logs each module (for analysis).
+read -r cmdline </proc/cmdline
+verbose=
+case " $cmdline " in *" bbinit.verbose "*) verbose=1 ;; esac
+
 # Modules, in dependency order (insmod does not resolve dependencies).
 for m in $MODULES; do
 	insmod "/lib/modules/$RELEASE/$m" || fail "insmod $m"
+	[ -z "$verbose" ] || log "insmod $m"
 done
 log "modules loaded"
 

@@ -116,6 +116,16 @@ func runAction(r *reporter, i int, a string) {
 		// Every regular file directly in DIR, always base64, so outputs
 		// such as `mcinit attest -out DIR` reach the host byte for byte.
 		dumpDir(r, key, arg)
+	case "insmod":
+		// PATH of a module file, loaded with finit_module(2) and no
+		// parameters: enough to prove module loading is open or locked.
+		r.kv(key, errResult(insmod(arg)))
+	case "rmmod":
+		r.kv(key, errResult(unix.DeleteModule(arg, unix.O_NONBLOCK)))
+	case "module":
+		// NAME's state: "live" (loaded), "absent", or the module's
+		// initstate as the kernel reports it.
+		r.kv(key, moduleState(arg))
 	case "sleep":
 		// For timeout tests: sleep the given seconds (bounded by the watchdog).
 		d, err := strconv.Atoi(arg)
@@ -128,6 +138,39 @@ func runAction(r *reporter, i int, a string) {
 	default:
 		r.kv(key, "error: unknown action")
 	}
+}
+
+// errResult is "ok" for nil, else "error: <ERRNO>".
+func errResult(err error) string {
+	if err != nil {
+		return "error: " + errName(err)
+	}
+	return "ok"
+}
+
+// insmod loads the module file at path.
+func insmod(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return unix.FinitModule(int(f.Fd()), "", 0)
+}
+
+// moduleState reads /sys/module/NAME/initstate.
+func moduleState(name string) string {
+	if name == "" || strings.ContainsAny(name, "/.") {
+		return "error: bad module name"
+	}
+	s, err := readSmall("/sys/module/"+name+"/initstate", 64)
+	if errors.Is(err, os.ErrNotExist) {
+		return "absent"
+	}
+	if err != nil {
+		return "error: " + errName(err)
+	}
+	return strings.TrimSpace(s)
 }
 
 // writeMarker creates root/var/mcinit-marker durably.

@@ -22,7 +22,10 @@
 // errno, e.g. EIO), exec=PATH ARGS... (exit status and output),
 // write-file=PATH:BASE64 (write a small file, e.g. a sealed blob, into the
 // booted system), dump-dir=DIR (every regular file in DIR as
-// action.<i>.dump-dir.<name>.b64), sleep=SECONDS, halt, reboot.
+// action.<i>.dump-dir.<name>.b64), insmod=PATH (finit_module: "ok" or
+// the errno, e.g. EPERM when module loading is locked), rmmod=NAME
+// (delete_module, same result), module=NAME ("live", "absent", or the
+// kernel's initstate), sleep=SECONDS, halt, reboot.
 //
 // Build it static: CGO_ENABLED=0 GOOS=linux go build -trimpath.
 package main

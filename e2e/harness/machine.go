@@ -33,8 +33,11 @@ type Machine struct {
 	// TPMStateDir keeps the TPM's state across boots; a fresh temporary
 	// state is used when empty.
 	TPMStateDir string
-	MemoryMB    int           // default 512
-	Timeout     time.Duration // default 180 s; the boot is killed after it
+	// TPMLog, when set, is a file where swtpm logs every command it
+	// receives (see ParseTPMLog), to count the TPM commands of a boot.
+	TPMLog   string
+	MemoryMB int           // default 512
+	Timeout  time.Duration // default 180 s; the boot is killed after it
 	// Icount makes guest time count instructions (-icount shift=0,sleep=off)
 	// for reproducible timing in benchmarks.
 	Icount    bool
@@ -119,7 +122,7 @@ func run(ctx context.Context, m Machine, dumpDTB string) (*Result, error) {
 
 	var tpmSock string
 	if m.TPM {
-		sock, stop, err := startTPM(ctx, m.TPMStateDir, &stderr)
+		sock, stop, err := startTPM(ctx, m.TPMStateDir, m.TPMLog, &stderr)
 		if err != nil {
 			return nil, err
 		}
@@ -308,7 +311,7 @@ func kill(cmd *exec.Cmd) {
 // startTPM runs swtpm as a child process on a socket in a short temporary
 // directory (socket paths are limited to 108 bytes). stateDir is created if
 // needed; empty means a fresh state removed by stop.
-func startTPM(ctx context.Context, stateDir string, stderr io.Writer) (sock string, stop func(), err error) {
+func startTPM(ctx context.Context, stateDir, logFile string, stderr io.Writer) (sock string, stop func(), err error) {
 	sockDir, err := os.MkdirTemp("", "mcinit-tpm-")
 	if err != nil {
 		return "", nil, err
@@ -327,10 +330,15 @@ func startTPM(ctx context.Context, stateDir string, stderr io.Writer) (sock stri
 		return "", nil, err
 	}
 	sock = filepath.Join(sockDir, "sock")
+	logOpt := "level=0"
+	if logFile != "" {
+		// Level 20 dumps each command and response in hex.
+		logOpt = "file=" + logFile + ",level=20"
+	}
 	cmd := exec.Command("swtpm", "socket", "--tpm2",
 		"--tpmstate", "dir="+stateDir,
 		"--ctrl", "type=unixio,path="+sock,
-		"--log", "level=0")
+		"--log", logOpt)
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
