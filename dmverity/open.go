@@ -32,11 +32,21 @@ func Open(name, dataDev, hashDev string, want Expected, onCorruption policy.Veri
 
 // Activate creates the device-mapper device, its node under MapperDir,
 // and proves the mapping by reading through it.
+//
+// The probe reads run on a table without the corruption flag (reads fail
+// with EIO): a corrupted first or last block under restart_on_corruption
+// would otherwise reboot the machine from inside /init on every boot. Once
+// the probes pass, the policy's table replaces it (suspend, load, resume).
 func (p *Plan) Activate() (string, error) {
-	if err := devmapper.CreateAndLoad(p.Name, "mcinit-verity-"+p.Name, devmapper.ReadOnlyFlag, p.Table); err != nil {
-		return "", fmt.Errorf("dm-verity %s: loading table %q: %w", p.Name, p.String(), err)
+	probe := p.Table
+	probe.Params = nil
+	if err := devmapper.CreateAndLoad(p.Name, "mcinit-verity-"+p.Name, devmapper.ReadOnlyFlag, probe); err != nil {
+		return "", fmt.Errorf("dm-verity %s: loading table %q: %w", p.Name, TableString(probe), err)
 	}
 	path, err := p.activate()
+	if err == nil && len(p.Table.Params) > 0 {
+		err = p.reload()
+	}
 	if err != nil {
 		if path != "" {
 			_ = os.Remove(path)
@@ -77,6 +87,21 @@ func (p *Plan) activate() (string, error) {
 		}
 	}
 	return path, nil
+}
+
+// reload swaps in the policy's table, with its corruption behaviour.
+func (p *Plan) reload() error {
+	if err := devmapper.Suspend(p.Name); err != nil {
+		return fmt.Errorf("dm-verity %s: suspend: %w", p.Name, err)
+	}
+	if err := devmapper.Load(p.Name, devmapper.ReadOnlyFlag, p.Table); err != nil {
+		_ = devmapper.Resume(p.Name)
+		return fmt.Errorf("dm-verity %s: loading table %q: %w", p.Name, p.String(), err)
+	}
+	if err := devmapper.Resume(p.Name); err != nil {
+		return fmt.Errorf("dm-verity %s: resume: %w", p.Name, err)
+	}
+	return nil
 }
 
 // mknod creates a block device node for dev at path, replacing a stale one.

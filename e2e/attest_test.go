@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -88,9 +89,9 @@ func TestAttestProfilesAndSealing(t *testing.T) {
 	// 3. Development boot of the same device: no secret, a development quote.
 	n2 := randomNonce(t)
 	r = bootDevice(t, e, "attest-development", initrd, state, "mcinit.profile=development",
-		append(unsealActs,
-			"exec="+guestMCInit+" attest -nonce "+n2+" -out /run/q",
-			"dump-dir=/run/q")...)
+		slices.Concat(unsealActs, []string{
+			"exec=" + guestMCInit + " attest -nonce " + n2 + " -out /run/q",
+			"dump-dir=/run/q"})...)
 	wantReport(t, r, map[string]string{"profile": "development", "action.0.write-file": "ok", "action.1.write-file": "ok",
 		"action.3.dump-dir": "seal.priv,seal.pub", "action.4.exec.rc": "0"})
 	out, _ := r.Value("action.2.exec.out")
@@ -113,9 +114,11 @@ func TestAttestProfilesAndSealing(t *testing.T) {
 		"action.3.dump-dir.secret": secret})
 }
 
-// TestAttestRollback: with the floor index provisioned on the device's TPM,
-// a production boot of policy version 2 raises the floor to 2, and an image
-// with a validly signed policy version 1 is then refused.
+// TestAttestRollback: with the floor index provisioned on the device's TPM
+// (on the host, before the first boot), a production boot of policy
+// version 2 raises the floor to 2, a development boot of version 3 leaves
+// it, and an image with a validly signed policy version 1 is then refused.
+// It also counts the TPM commands of both boots from swtpm's log.
 func TestAttestRollback(t *testing.T) {
 	e := env(t, "amd64")
 	ctx := context.Background()
@@ -142,12 +145,12 @@ func TestAttestRollback(t *testing.T) {
 	m.TPMLog = filepath.Join(t.TempDir(), "tpm-v2.log")
 	r := boot(t, m)
 	wantReport(t, r, map[string]string{"profile": "production", "file.policy-version": "2"})
-	// The whole boot's TPM traffic (kernel and /init; testinit runs no
-	// actions). Only /init extends PCRs and touches NV indices.
+	// The whole boot's TPM traffic (firmware, kernel and /init; testinit
+	// runs no actions). Only /init extends PCR 13 and touches NV indices.
 	n := tpmCommands(t, m.TPMLog)
 	t.Logf("TPM commands of a production boot with a rollback floor (kernel + /init): %v", n)
-	if n["PCR_Extend"] != 6 || n["NV_Write"] != 1 || n["NV_WriteLock"] != 1 || n["NV_Read"] != 0 {
-		t.Errorf("want 6 PCR_Extend, 1 NV_Write, 1 NV_WriteLock and no NV_Read (the floor was unset): %v", n)
+	if n["PCR_Extend[13]"] != 6 || n["NV_Write"] != 1 || n["NV_WriteLock"] != 1 || n["NV_Read"] != 0 {
+		t.Errorf("want 6 PCR_Extend[13], 1 NV_Write, 1 NV_WriteLock and no NV_Read (the floor was unset): %v", n)
 	}
 	out, err := e.TPMCommand(ctx, state, "rollback", "show", "-index", index)
 	if err != nil {
@@ -155,6 +158,18 @@ func TestAttestRollback(t *testing.T) {
 	}
 	if strings.TrimSpace(out) != "floor 2" {
 		t.Fatalf("after the version 2 boot: %q, want floor 2", out)
+	}
+
+	// A development boot of a newer policy does not raise the floor.
+	p.Version = 3
+	v3, err := e.PolicyVariant(ctx, "rollback-v3", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = bootDevice(t, e, "rollback-v3-development", v3, state, "mcinit.profile=development")
+	wantReport(t, r, map[string]string{"profile": "development", "file.policy-version": "3"})
+	if out, err = e.TPMCommand(ctx, state, "rollback", "show", "-index", index); err != nil || strings.TrimSpace(out) != "floor 2" {
+		t.Fatalf("after the version 3 development boot: %q %v, want floor 2", out, err)
 	}
 
 	m = deviceMachine(t, e, "rollback-v1", v1, state, "")
@@ -165,8 +180,8 @@ func TestAttestRollback(t *testing.T) {
 	// the floor is read, never written.
 	n = tpmCommands(t, m.TPMLog)
 	t.Logf("TPM commands of the refused boot: %v", n)
-	if n["PCR_Extend"] != 4 || n["NV_Read"] != 1 || n["NV_Write"] != 0 {
-		t.Errorf("want 4 PCR_Extend (policy, keyset, board, failure), 1 NV_Read, no NV_Write: %v", n)
+	if n["PCR_Extend[13]"] != 4 || n["NV_Read"] != 1 || n["NV_Write"] != 0 {
+		t.Errorf("want 4 PCR_Extend[13] (policy, keyset, board, failure), 1 NV_Read, no NV_Write: %v", n)
 	}
 }
 
@@ -292,7 +307,18 @@ func checkQuote(t *testing.T, e *fixture.Env, dir, nonce, ak, pol, identity, pro
 			t.Errorf("tpm2_checkquote -f %s: %v\n%s", filepath.Base(f), err, out)
 		}
 	}
-	t.Logf("%s quote verified; %s predicted and quoted: %s", profile, strings.Join(sel, "+"), strings.TrimSpace(string(pcrsTxt)))
+	// The guest's event log replays in tpm2-tools to the predicted values.
+	out, err := exec.Command("tpm2_eventlog", filepath.Join(dir, "eventlog.bin")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("tpm2_eventlog: %v\n%s", err, out)
+	}
+	replayed := eventlogPCRs(string(out), pred.PCR)
+	for _, b := range banks {
+		if replayed[b] != pred.Values[b] {
+			t.Errorf("tpm2_eventlog replays %s:%d to %q, predicted %s", b, pred.PCR, replayed[b], pred.Values[b])
+		}
+	}
+	t.Logf("%s quote verified; %s predicted, quoted and replayed by tpm2_eventlog: %s", profile, strings.Join(sel, "+"), strings.TrimSpace(string(pcrsTxt)))
 	return pred
 }
 
@@ -348,4 +374,27 @@ func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
+}
+
+// eventlogPCRs reads the final "pcrs:" section of tpm2_eventlog's YAML:
+// bank → value of pcr, lowercase hex.
+func eventlogPCRs(out string, pcr int) map[string]string {
+	m := map[string]string{}
+	i := strings.LastIndex(out, "pcrs:")
+	if i < 0 {
+		return m
+	}
+	bank := ""
+	for _, line := range strings.Split(out[i:], "\n")[1:] {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		switch {
+		case !ok:
+		case v == "":
+			bank = k
+		case k == strconv.Itoa(pcr):
+			m[bank] = strings.ToLower(strings.TrimPrefix(v, "0x"))
+		}
+	}
+	return m
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 )
@@ -56,6 +57,7 @@ func report(w io.Writer, kver string, rounds int, sides []*side, sz []sizes) {
 		name string
 		f    func(bootTimes) time.Duration
 	}{
+		{"/init's own work (first line + rest)", func(b bootTimes) time.Duration { return b.FirstLine + b.Other }},
 		{"/init start → its first line", func(b bootTimes) time.Duration { return b.FirstLine }},
 		{"module loading (the same .ko files)", func(b bootTimes) time.Duration { return b.Modules }},
 		{"the rest of /init, up to switch_root", func(b bootTimes) time.Duration { return b.Other }},
@@ -71,7 +73,8 @@ func report(w io.Writer, kver string, rounds int, sides []*side, sz []sizes) {
 		for _, b := range s.boots {
 			v = append(v, fmt.Sprintf("%.1f", float64(b.Interval)/1e6))
 		}
-		fmt.Fprintf(w, "  %-8s %s\n", s.name, strings.Join(v, "  "))
+		iv := field(s.boots, interval)
+		fmt.Fprintf(w, "  %-8s %s   (min %s, max %s)\n", s.name, strings.Join(v, "  "), ms(slices.Min(iv)), ms(slices.Max(iv)))
 	}
 
 	fmt.Fprintf(w, "\nmcinit's own figures (median): modules loaded in %s, %s in /init by its clock (start → handoff line)\n",

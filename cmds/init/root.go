@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"runtime"
@@ -15,6 +17,7 @@ import (
 	"github.com/mcinit/mcinit/dmverity"
 	"github.com/mcinit/mcinit/handoff"
 	"github.com/mcinit/mcinit/measure"
+	"github.com/mcinit/mcinit/mkfs"
 	"github.com/mcinit/mcinit/policy"
 	"github.com/mcinit/mcinit/rootfs"
 )
@@ -177,8 +180,8 @@ func (b *boot) developmentRoot(pol *policy.Policy) (rootResult, error) {
 		if err != nil {
 			return rootResult{}, refusef("development upper partition %q: %v", dev.UpperPartLabel, err)
 		}
-		if err := rootfs.MountReadWrite(parts[0].Dev, upperFS); err != nil {
-			return rootResult{}, refusef("development upper partition %q is damaged or unformatted: %v", dev.UpperPartLabel, err)
+		if err := b.mountUpper(parts[0], dev); err != nil {
+			return rootResult{}, err
 		}
 		upperDesc = "partition:" + dev.UpperPartLabel
 		mroot.Upper, mroot.UpperLabel = "partition", dev.UpperPartLabel
@@ -195,6 +198,79 @@ func (b *boot) developmentRoot(pol *policy.Policy) (rootResult, error) {
 		rootHash:    rootHash,
 		event:       measure.RootEvent(mroot),
 	}, nil
+}
+
+// upperProbe is how much of an upper partition must be zero before /init
+// formats it: it covers the superblocks of every common filesystem and
+// of LUKS, swap and partition tables.
+const upperProbe = 1 << 20
+
+// mountUpper mounts the persistent upper partition on upperFS. An ext4
+// superblock is mounted as is (the kernel replays its journal; a mount
+// failure is refused as damage); a partition whose first MiB is all zero
+// is formatted when the policy sets create_upper; anything else is
+// refused, never formatted.
+func (b *boot) mountUpper(p rootfs.BlockPartition, dev policy.Development) error {
+	name := fmt.Sprintf("%q (%s)", dev.UpperPartLabel, p.Dev)
+	if fstype, err := rootfs.DetectFS(p.Dev); err == nil {
+		if fstype != "ext4" {
+			return refusef("development upper partition %s holds %s, not ext4", name, fstype)
+		}
+		if err := rootfs.MountReadWrite(p.Dev, upperFS); err != nil {
+			return refusef("development upper partition %s is damaged: %v; repair it with e2fsck or wipe it", name, err)
+		}
+		return nil
+	}
+	f, err := os.OpenFile(p.Dev, os.O_RDWR|unix.O_EXCL, 0)
+	if err != nil {
+		return refusef("development upper partition %s: %v", name, err)
+	}
+	defer f.Close()
+	blank, err := mkfs.Blank(f, upperProbe)
+	if err != nil {
+		return refusef("development upper partition %s: %v", name, err)
+	}
+	switch {
+	case !blank:
+		return refusef("development upper partition %s is damaged or not ext4: no ext4 superblock, and its first MiB holds data; not formatting it", name)
+	case !dev.CreateUpper:
+		return refusef("development upper partition %s is empty and the policy does not set create_upper", name)
+	}
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return refusef("development upper partition %s: size: %v", name, err)
+	}
+	opt := mkfs.Ext2Options{UUID: upperUUID(p.UUID)}
+	if len(dev.UpperPartLabel) <= 16 {
+		opt.Label = dev.UpperPartLabel
+	}
+	start := time.Now()
+	if err := mkfs.Ext2(f, size, opt); err != nil {
+		return refusef("development upper partition %s: formatting: %v", name, err)
+	}
+	if err := f.Sync(); err != nil {
+		return refusef("development upper partition %s: formatting: %v", name, err)
+	}
+	if err := f.Close(); err != nil {
+		return refusef("development upper partition %s: formatting: %v", name, err)
+	}
+	b.log.Printf("development upper partition %s was empty: formatted ext2, %d MiB, in %v (create_upper)",
+		name, size>>20, time.Since(start).Round(time.Millisecond))
+	if err := rootfs.MountReadWrite(p.Dev, upperFS); err != nil {
+		return refusef("development upper partition %s: mounting the new filesystem: %v", name, err)
+	}
+	return nil
+}
+
+// upperUUID derives the new filesystem's UUID from the partition's, so a
+// format is reproducible and needs no entropy early in boot.
+func upperUUID(part rootfs.GUID) [16]byte {
+	h := sha256.Sum256(append([]byte("mcinit development upper\x00"), part[:]...))
+	var u [16]byte
+	copy(u[:], h[:16])
+	u[6] = u[6]&0x0f | 0x50 // version 5 style: name-based
+	u[8] = u[8]&0x3f | 0x80
+	return u
 }
 
 // rootSwitch hands over to the real init.
