@@ -14,6 +14,7 @@ import (
 // aarch64 -M virt: the identity comes from the device tree
 // ("linux,dummy-virt"), the board must load tpm_tis and the virtio modules.
 func TestArm64VirtProduction(t *testing.T) {
+	t.Parallel()
 	e := env(t, "arm64")
 	r := boot(t, e.Machine("arm64-production", e.Initrd, e.Disk, "", ""))
 	wantReport(t, r, map[string]string{
@@ -31,6 +32,7 @@ func TestArm64VirtProduction(t *testing.T) {
 // The same machine with its device tree edited to say it is an i.MX8MQ EVK:
 // the real kernel reports the new compatible and mcinit picks that board.
 func TestArm64EditedDTSelectsIMX8(t *testing.T) {
+	t.Parallel()
 	e := env(t, "arm64")
 	m := e.Machine("arm64-imx8", e.Initrd, e.Disk, "", "")
 	dtb := filepath.Join(t.TempDir(), "virt.dtb")

@@ -11,6 +11,7 @@ import (
 
 // The default boot: no flag, a verified policy, a dm-verity root.
 func TestX86Production(t *testing.T) {
+	t.Parallel()
 	e := env(t, "amd64")
 	r := boot(t, e.Machine("x86-production", e.Initrd, e.Disk, fixture.OtherSerial, ""))
 	wantReport(t, r, map[string]string{
@@ -31,6 +32,7 @@ func TestX86Production(t *testing.T) {
 
 // Development requested by a unit the policy lists.
 func TestX86DevelopmentAllowed(t *testing.T) {
+	t.Parallel()
 	e := env(t, "amd64")
 	r := boot(t, e.Machine("x86-dev-allowed", e.Initrd, e.Disk, fixture.DevSerial,
 		"mcinit.profile=development mcinit_test.actions=write-marker"))
@@ -46,6 +48,7 @@ func TestX86DevelopmentAllowed(t *testing.T) {
 // Development requested by a unit the policy does not list: production,
 // with a visible warning, and the denial is measured.
 func TestX86DevelopmentDenied(t *testing.T) {
+	t.Parallel()
 	e := env(t, "amd64")
 	r := boot(t, e.Machine("x86-dev-denied", e.Initrd, e.Disk, fixture.OtherSerial, "mcinit.profile=development"))
 	wantReport(t, r, map[string]string{
@@ -59,6 +62,7 @@ func TestX86DevelopmentDenied(t *testing.T) {
 
 // A policy changed after signing: refused, never development.
 func TestX86TamperedPolicy(t *testing.T) {
+	t.Parallel()
 	e := env(t, "amd64")
 	raw, err := e.ReadRecord(initramfs.PolicyFile)
 	if err != nil {
@@ -75,6 +79,7 @@ func TestX86TamperedPolicy(t *testing.T) {
 
 // No policy at all.
 func TestX86MissingPolicy(t *testing.T) {
+	t.Parallel()
 	e := env(t, "amd64")
 	initrd, err := e.Variant("nopolicy", map[string][]byte{initramfs.PolicyFile: nil, initramfs.SigFile: nil})
 	if err != nil {
@@ -86,6 +91,7 @@ func TestX86MissingPolicy(t *testing.T) {
 
 // A valid policy that covers other boards only.
 func TestX86BoardNotCovered(t *testing.T) {
+	t.Parallel()
 	e := env(t, "amd64")
 	p := e.DefaultPolicy()
 	p.Boards = []string{"intel-nuc"}
@@ -102,6 +108,7 @@ func TestX86BoardNotCovered(t *testing.T) {
 
 // No disk: a clear refusal after the bounded wait, no hang.
 func TestX86MissingDisk(t *testing.T) {
+	t.Parallel()
 	e := env(t, "amd64")
 	r := boot(t, e.Machine("x86-nodisk", e.Initrd, "", fixture.OtherSerial, ""))
 	wantRefusal(t, r, "no accepted root image found")
@@ -109,6 +116,7 @@ func TestX86MissingDisk(t *testing.T) {
 
 // The command line cannot choose the root in production.
 func TestX86CmdlineRootIgnored(t *testing.T) {
+	t.Parallel()
 	e := env(t, "amd64")
 	r := boot(t, e.Machine("x86-cmdline-root", e.Initrd, e.Disk, fixture.OtherSerial,
 		"root=/dev/vda1 roothash=0000000000000000000000000000000000000000000000000000000000000000"))

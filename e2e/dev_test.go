@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"context"
+	"encoding/binary"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,10 +85,15 @@ func wantDevdiff(t *testing.T, r *harness.Result, i int, want string) {
 	}
 }
 
-// devdiffListing is what the first development boot changes: the marker
-// testinit writes (its root-writable probe is created and removed again,
-// leaving nothing in the upper).
-const devdiffListing = "A /var/mcinit-marker\n"
+// devdiffListing is what the first development boot changes, exactly:
+// the marker testinit writes (its root-writable probe is created and
+// removed again, leaving nothing in the upper), and /tmp/goimports, which
+// the guest's mcinit CLI itself creates at start-up: it links
+// golang.org/x/tools/internal/modindex (through mkuimage and gobusybox),
+// whose package initialisation makes $HOME/.cache/goimports, or
+// /tmp/goimports without $HOME. Drop that line once the CLI no longer
+// links it.
+const devdiffListing = "A /tmp/goimports\nA /var/mcinit-marker\n"
 
 // TestDevPersistentUpper boots one disk with an ext4 upper partition:
 // development (write the marker, list it with devdiff in the guest, unload
@@ -149,7 +157,7 @@ func TestDevPersistentUpper(t *testing.T) {
 }
 
 // TestDevTmpfsUpper: with a tmpfs upper, a development change is gone at
-// the next development boot (and the partition's content is never seen).
+// the next development boot.
 func TestDevTmpfsUpper(t *testing.T) {
 	e := env(t, "amd64")
 	d := devDisk(t, e, "dev-tmpfs")
@@ -165,4 +173,122 @@ func TestDevTmpfsUpper(t *testing.T) {
 		"profile": "development",
 		"marker":  "absent",
 	})
+}
+
+// TestDevCreateUpper: an upper partition whose first MiB is zero is
+// formatted on first use when the policy sets create_upper (the guest
+// writes to it, e2fsck on the host finds it clean, the next boot keeps
+// it); refused when the policy does not; a partition holding
+// data that is not ext4, or an ext4 superblock the kernel rejects, is
+// refused and left untouched.
+func TestDevCreateUpper(t *testing.T) {
+	e := env(t, "amd64")
+	requireTools(t, "e2fsck", "dumpe2fs", "debugfs")
+	d := devDisk(t, e, "dev-create")
+	// Zero the first MiB only, as a developer starting over would: the
+	// rest still holds the old filesystem's blocks.
+	if err := d.WriteUpper(0, make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	create := devInitrd(t, e, "dev-create", d, "partition", true)
+	noCreate := devInitrd(t, e, "dev-nocreate", d, "partition", false)
+
+	// create_upper off: an empty partition is refused, not formatted.
+	r := boot(t, devMachine(t, e, "dev-create-off", noCreate, d, fixture.DevSerial, devCmdline))
+	wantRefusal(t, r, `development upper partition "`+fixture.UpperLabel+`" (/dev/vda`)
+	if !r.Has("is empty and the policy does not set create_upper") {
+		t.Error("the refusal does not say why")
+	}
+	if head, _ := d.ReadUpper(0, 1<<20); !allZero(head) {
+		t.Error("the partition was written to without create_upper")
+	}
+
+	// create_upper on: formatted, used, clean.
+	r = boot(t, devMachine(t, e, "dev-create-on", create, d, fixture.DevSerial, devCmdline,
+		"write-marker=created-1", "exec="+guestMCInit+" devdiff"))
+	wantReport(t, r, map[string]string{
+		"profile":               "development",
+		"marker":                "absent",
+		"action.0.write-marker": "ok",
+	})
+	wantDevdiff(t, r, 1, devdiffListing)
+	if !r.Has("formatted ext2") {
+		t.Error("no console line about formatting the upper")
+	}
+	img := filepath.Join(t.TempDir(), "upper.img")
+	if err := d.ExtractUpper(img); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("e2fsck", "-fn", img).CombinedOutput(); err != nil {
+		t.Errorf("e2fsck -fn on the upper the guest formatted and wrote: %v\n%s", err, out)
+	}
+	if out, _ := exec.Command("dumpe2fs", "-h", img).CombinedOutput(); !strings.Contains(string(out), "Filesystem volume name:   "+fixture.UpperLabel) {
+		t.Errorf("dumpe2fs -h: no volume name %q:\n%s", fixture.UpperLabel, out)
+	}
+	if out, err := exec.Command("debugfs", "-R", "cat /upper/var/mcinit-marker", img).Output(); err != nil || string(out) != "created-1" {
+		t.Errorf("the marker on the upper partition: %q, %v", out, err)
+	}
+
+	// The next boot mounts it (after an unclean power-off: testinit
+	// syncs, never unmounts) and sees the marker.
+	r = boot(t, devMachine(t, e, "dev-create-again", create, d, fixture.DevSerial, devCmdline))
+	wantReport(t, r, map[string]string{"profile": "development", "marker": "created-1"})
+	if r.Has("formatted ext2") {
+		t.Error("the upper was formatted again")
+	}
+
+	// An ext4 superblock the kernel rejects (a block count larger than
+	// the partition): refused as damaged.
+	sb, err := d.ReadUpper(1024, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	binary.LittleEndian.PutUint32(sb[4:], 0xfffffff0) // s_blocks_count
+	if err := d.WriteUpper(1024, sb); err != nil {
+		t.Fatal(err)
+	}
+	r = boot(t, devMachine(t, e, "dev-create-damaged", create, d, fixture.DevSerial, devCmdline))
+	wantRefusal(t, r, `development upper partition "`+fixture.UpperLabel+`" (/dev/vda`)
+	if !r.Has("is damaged") {
+		t.Error("the refusal does not call the upper damaged")
+	}
+
+	// No superblock, data in the first MiB: refused, never formatted.
+	wipeUpper(t, d)
+	junk := []byte("not a filesystem, but somebody's data")
+	if err := d.WriteUpper(300<<10, junk); err != nil {
+		t.Fatal(err)
+	}
+	r = boot(t, devMachine(t, e, "dev-create-data", create, d, fixture.DevSerial, devCmdline))
+	wantRefusal(t, r, `development upper partition "`+fixture.UpperLabel+`" (/dev/vda`)
+	if !r.Has("not formatting it") {
+		t.Error("the refusal does not say the partition was left alone")
+	}
+	if b, _ := d.ReadUpper(300<<10, len(junk)); string(b) != string(junk) {
+		t.Error("the data on the partition was overwritten")
+	}
+	if sb, _ := d.ReadUpper(1024, 1024); !allZero(sb) {
+		t.Error("a superblock was written over the data")
+	}
+}
+
+// wipeUpper zeroes the whole upper partition.
+func wipeUpper(t *testing.T, d *fixture.DevDisk) {
+	t.Helper()
+	zero := make([]byte, 1<<20)
+	for off := int64(0); off < d.Upper.Size; off += int64(len(zero)) {
+		n := min(int64(len(zero)), d.Upper.Size-off)
+		if err := d.WriteUpper(off, zero[:n]); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return len(b) > 0
 }

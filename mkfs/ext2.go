@@ -2,8 +2,8 @@
 // carries no mkfs binary: /init formats a development upper partition on
 // first use with it.
 //
-// Ext2 writes a minimal ext2 revision 1 filesystem (sparse_super,
-// large_file, filetype; 128-byte inodes; no journal, no resize inode):
+// Ext2 writes a minimal ext2 revision 1 filesystem (ext_attr,
+// sparse_super, large_file, filetype; 128-byte inodes; no journal, no resize inode):
 // a root directory and lost+found. Linux's ext4 driver mounts it
 // read-write, e2fsck accepts it as clean.
 package mkfs
@@ -39,6 +39,7 @@ const (
 	superOffset   = 1024
 	superSize     = 1024
 	ext2Magic     = 0xef53
+	compatXattr   = 0x0008 // ext_attr: overlayfs keeps whiteouts in xattrs
 	incompatType  = 0x0002 // filetype in directory entries
 	roSparseSuper = 0x0001
 	roLargeFile   = 0x0002
@@ -229,6 +230,7 @@ func Ext2(w io.WriterAt, size int64, opt Ext2Options) error {
 	le.PutUint32(sb[76:], 1) // s_rev_level: dynamic
 	le.PutUint32(sb[84:], firstIno)
 	le.PutUint16(sb[88:], inodeSize)
+	le.PutUint32(sb[92:], compatXattr)
 	le.PutUint32(sb[96:], incompatType)
 	le.PutUint32(sb[100:], roSparseSuper|roLargeFile)
 	copy(sb[104:120], opt.UUID[:])

@@ -69,7 +69,7 @@ func TestExt2Dumpe2fs(t *testing.T) {
 	for _, want := range []string{
 		"Filesystem volume name:   upper",
 		"Filesystem UUID:          deadbeef-0000-0000-0000-000000000001",
-		"Filesystem features:      filetype sparse_super large_file",
+		"Filesystem features:      ext_attr filetype sparse_super large_file",
 		"Filesystem state:         clean",
 		"Block size:               4096",
 		"Block count:              76800",

@@ -105,7 +105,7 @@ install -m 0755 "$here/init.sh" "$root/init"
 
 # busybox with the applets the script runs, dmsetup with its libraries.
 install -m 0755 "$bb" "$root/bin/busybox"
-for a in sh mount mkdir insmod usleep sleep echo printf sha256sum sed dd od tr switch_root; do
+for a in sh mount mkdir insmod usleep sleep echo printf sha256sum sed dd od tr switch_root halt; do
 	ln -s busybox "$root/bin/$a"
 done
 install -m 0755 "$(command -v dmsetup)" "$root/sbin/dmsetup"

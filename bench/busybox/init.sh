@@ -15,6 +15,7 @@ log() { echo "bbinit: $*" >/dev/kmsg; }
 fail() {
 	echo "bbinit: refusing to boot: $*" >/dev/kmsg
 	echo "bbinit: refusing to boot: $*"
+	halt -f
 	while :; do sleep 3600; done
 }
 

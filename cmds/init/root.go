@@ -176,7 +176,14 @@ func (b *boot) developmentRoot(pol *policy.Policy) (rootResult, error) {
 		mroot.RootHash = rootHash
 	}
 	if dev.Upper == "partition" {
-		parts, err := rootfs.DefaultScanner().WaitFor(context.Background(), rootfs.Selector{Label: dev.UpperPartLabel})
+		// Bounded like the root: a missing partition must refuse, not hang.
+		wait := defaultRootWait
+		if b.board.Quirks.RootWait > 0 {
+			wait = time.Duration(b.board.Quirks.RootWait) * time.Second
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		parts, err := rootfs.DefaultScanner().WaitFor(ctx, rootfs.Selector{Label: dev.UpperPartLabel})
+		cancel()
 		if err != nil {
 			return rootResult{}, refusef("development upper partition %q: %v", dev.UpperPartLabel, err)
 		}

@@ -201,22 +201,31 @@ func writeMarker(root, content string) error {
 // writeFile decodes "PATH:BASE64" and writes the bytes to PATH (mode 0600),
 // creating its directory.
 func writeFile(arg string) error {
-	i := strings.LastIndexByte(arg, ':')
-	if i <= 0 {
-		return errors.New("want PATH:BASE64")
-	}
-	path, enc := arg[:i], arg[i+1:]
-	if base64.StdEncoding.DecodedLen(len(enc)) > maxWriteFile {
-		return errors.New("content too large")
-	}
-	data, err := base64.StdEncoding.DecodeString(enc)
+	path, data, err := parseWriteFile(arg)
 	if err != nil {
-		return errors.New("bad base64")
+		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
 	return os.WriteFile(path, data, 0o600)
+}
+
+// parseWriteFile splits "PATH:BASE64" (base64 has no colon) and decodes
+// the content, at most maxWriteFile bytes.
+func parseWriteFile(arg string) (path string, data []byte, err error) {
+	i := strings.LastIndexByte(arg, ':')
+	if i <= 0 {
+		return "", nil, errors.New("want PATH:BASE64")
+	}
+	path, enc := arg[:i], arg[i+1:]
+	if base64.StdEncoding.DecodedLen(len(enc)) > maxWriteFile {
+		return "", nil, errors.New("content too large")
+	}
+	if data, err = base64.StdEncoding.DecodeString(enc); err != nil {
+		return "", nil, errors.New("bad base64")
+	}
+	return path, data, nil
 }
 
 // dumpDir reports the regular files directly in dir as

@@ -150,3 +150,13 @@ func TestWriteFileDumpDir(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseWriteFile(f *testing.F) {
+	f.Add("/run/seal/seal.pub:AAEC/w==")
+	f.Fuzz(func(t *testing.T, s string) {
+		path, data, err := parseWriteFile(s)
+		if err == nil && (path == "" || len(data) > maxWriteFile) {
+			t.Fatalf("parseWriteFile(%q) = %q, %d bytes", s, path, len(data))
+		}
+	})
+}
