@@ -292,3 +292,17 @@ func allZero(b []byte) bool {
 	}
 	return len(b) > 0
 }
+
+// TestDevMissingUpper: a policy naming an upper partition the disk lacks
+// refuses after the bounded wait instead of hanging.
+func TestDevMissingUpper(t *testing.T) {
+	e := env(t, "amd64")
+	p := e.DefaultPolicy()
+	p.Upper, p.UpperLabel = "partition", fixture.UpperLabel
+	initrd, err := e.PolicyVariant(context.Background(), "dev-missing-upper", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := boot(t, e.Machine("dev-missing-upper", initrd, e.Disk, fixture.DevSerial, devCmdline))
+	wantRefusal(t, r, `development upper partition "`+fixture.UpperLabel+`": `)
+}

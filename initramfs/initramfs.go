@@ -23,17 +23,19 @@ import (
 	"github.com/u-root/mkuimage/cpio"
 	"github.com/u-root/mkuimage/uimage"
 	"github.com/u-root/uio/llog"
+
+	"github.com/mcinit/mcinit/initramfs/layout"
 )
 
 // Paths inside the image; /init reads its configuration from here.
 const (
-	ConfigDir  = "etc/mcinit"
-	PolicyFile = ConfigDir + "/policy.toml"
-	SigFile    = ConfigDir + "/policy.toml.sig"
-	KeysDir    = ConfigDir + "/keys"
-	BoardsDir  = ConfigDir + "/boards"
-	GrantsDir  = ConfigDir + "/grants"
-	ModulesDir = "lib/modules"
+	ConfigDir  = layout.ConfigDir
+	PolicyFile = layout.PolicyFile
+	SigFile    = layout.SigFile
+	KeysDir    = layout.KeysDir
+	BoardsDir  = layout.BoardsDir
+	GrantsDir  = layout.GrantsDir
+	ModulesDir = layout.ModulesDir
 )
 
 // InitPackage is the Go package built as /init.

@@ -19,6 +19,9 @@ type bootTimes struct {
 	Start    time.Duration // kernel time of "Run /init as init process"
 	Interval time.Duration // Start → the real init's first kmsg line
 	Whole    time.Duration // kernel start → the real init's first kmsg line
+	// Unpack is the kernel's initramfs unpacking (decompression and
+	// extraction), when both of its lines are in the log.
+	Unpack time.Duration
 	// Stages are the initramfs's own kernel-stamped lines (marker prefix),
 	// relative to Start.
 	Stages []stage
@@ -29,7 +32,7 @@ type bootTimes struct {
 	// mcinit's self-reported figures, when its lines carry them.
 	ModulesLoaded int
 	ModulesTime   time.Duration
-	InitMS        time.Duration
+	InitTime      time.Duration
 }
 
 type stage struct {
@@ -64,6 +67,11 @@ func measure(l *harness.Log, mk markers) (bootTimes, error) {
 		return b, fmt.Errorf("the real init's stamp %v precedes /init's start %v", end, start.TS)
 	}
 	b.Start, b.Interval, b.Whole = start.TS, end-start.TS, end
+	if u0, ok := l.FirstStamped("Trying to unpack rootfs image as initramfs"); ok {
+		if u1, ok := l.FirstStamped("Freeing initrd memory"); ok && u1.TS >= u0.TS {
+			b.Unpack = u1.TS - u0.TS
+		}
+	}
 	modStart := time.Duration(-1)
 	for _, ln := range l.Lines {
 		if !ln.HasTS || ln.TS < start.TS {
@@ -93,7 +101,7 @@ func measure(l *harness.Log, mk markers) (bootTimes, error) {
 		}
 		if m := handoffRE.FindStringSubmatch(text); m != nil {
 			n, _ := strconv.Atoi(m[1])
-			b.InitMS = time.Duration(n) * time.Millisecond
+			b.InitTime = time.Duration(n) * time.Millisecond
 		}
 	}
 	return b, nil

@@ -8,6 +8,8 @@ import (
 )
 
 const sampleLog = `[    0.000000] Linux version 6.1.0
+[    0.566000] Trying to unpack rootfs image as initramfs...
+[    0.732000] Freeing initrd memory: 2476K
 [    1.780000] Run /init as init process
 [    1.900000] mcinit: identity: dmi QEMU
 [    1.901000] mcinit: board: qemu-x86_64
@@ -30,8 +32,11 @@ func TestMeasure(t *testing.T) {
 	if b.Start != 1780*time.Millisecond || b.Interval != 470*time.Millisecond || b.Whole != 2250*time.Millisecond {
 		t.Errorf("start %v interval %v whole %v", b.Start, b.Interval, b.Whole)
 	}
-	if b.ModulesLoaded != 7 || b.ModulesTime != 310*time.Millisecond || b.InitMS != 370*time.Millisecond {
-		t.Errorf("modules %d in %v, %v in /init", b.ModulesLoaded, b.ModulesTime, b.InitMS)
+	if b.Unpack != 166*time.Millisecond {
+		t.Errorf("unpack %v", b.Unpack)
+	}
+	if b.ModulesLoaded != 7 || b.ModulesTime != 310*time.Millisecond || b.InitTime != 370*time.Millisecond {
+		t.Errorf("modules %d in %v, %v in /init", b.ModulesLoaded, b.ModulesTime, b.InitTime)
 	}
 	if b.FirstLine != 120*time.Millisecond || b.Modules != 99*time.Millisecond ||
 		b.Other != 151*time.Millisecond || b.AfterHandoff != 100*time.Millisecond {

@@ -43,6 +43,8 @@ func report(w io.Writer, kver, clock string, rounds int, sides []*side, sz []siz
 		"≤ 0.80× "+verdict(float64(mi) <= 0.8*float64(bi)))
 	mn, bn := slices.Min(field(mc.boots, interval)), slices.Min(field(bb.boots, interval))
 	row("  the same, fastest boot of each side", ms(mn), ms(bn), ratio(float64(mn), float64(bn)), "")
+	mu, bu := median(field(mc.boots, func(b bootTimes) time.Duration { return b.Unpack })), median(field(bb.boots, func(b bootTimes) time.Duration { return b.Unpack }))
+	row("kernel's initramfs unpacking", ms(mu), ms(bu), ratio(float64(mu), float64(bu)), "")
 	row("kernel start → /init start", ms(msS), ms(bsS), ratio(float64(msS), float64(bsS)), "")
 	row("whole boot (kernel start → real init)", ms(mw), ms(bw), ratio(float64(mw), float64(bw)), "")
 	m, b := sz[0], sz[1]
@@ -82,7 +84,7 @@ func report(w io.Writer, kver, clock string, rounds int, sides []*side, sz []siz
 
 	fmt.Fprintf(w, "\nmcinit's own figures (median): modules loaded in %s, %s in /init by its clock (start → handoff line)\n",
 		ms(median(field(mc.boots, func(b bootTimes) time.Duration { return b.ModulesTime }))),
-		ms(median(field(mc.boots, func(b bootTimes) time.Duration { return b.InitMS }))))
+		ms(median(field(mc.boots, func(b bootTimes) time.Duration { return b.InitTime }))))
 	for _, s := range sides {
 		mb := medianBoot(s.boots)
 		fmt.Fprintf(w, "\nWhere the time goes, %s (the median boot; kernel time after /init start):\n", s.name)

@@ -19,7 +19,7 @@ import (
 	"github.com/mcinit/mcinit/early"
 	"github.com/mcinit/mcinit/handoff"
 	"github.com/mcinit/mcinit/identity"
-	"github.com/mcinit/mcinit/initramfs"
+	"github.com/mcinit/mcinit/initramfs/layout"
 	"github.com/mcinit/mcinit/kmodules"
 	"github.com/mcinit/mcinit/measure"
 	"github.com/mcinit/mcinit/policy"
@@ -108,7 +108,7 @@ func (b *boot) identify() {
 // generic board here (modules are needed to read the disk and the TPM);
 // whether the policy accepts a generic board is the decision's job.
 func (b *boot) loadModules() error {
-	set, err := boards.Load(os.DirFS("/" + initramfs.BoardsDir))
+	set, err := boards.Load(os.DirFS("/" + layout.BoardsDir))
 	if err != nil {
 		return refusef("board definitions: %v", err)
 	}
@@ -136,9 +136,9 @@ func (b *boot) loadModules() error {
 // verify is measured too (so a verifier sees what was presented) before the
 // refusal.
 func (b *boot) policyAndMeasure() error {
-	raw, rerr := policy.ReadFile(os.DirFS("/"), initramfs.PolicyFile, policy.MaxPolicySize)
-	sig, serr := policy.ReadFile(os.DirFS("/"), initramfs.SigFile, 64<<10)
-	ks, kerr := policy.LoadKeySet(os.DirFS("/" + initramfs.KeysDir))
+	raw, rerr := policy.ReadFile(os.DirFS("/"), layout.PolicyFile, policy.MaxPolicySize)
+	sig, serr := policy.ReadFile(os.DirFS("/"), layout.SigFile, 64<<10)
+	ks, kerr := policy.LoadKeySet(os.DirFS("/" + layout.KeysDir))
 	b.keys = ks
 
 	var verr error
@@ -235,7 +235,7 @@ func (b *boot) decide() error {
 	} else if pol.Production.RollbackNVIndex != 0 {
 		return refusef("policy asks for rollback protection and no TPM works")
 	}
-	grants, problems := policy.VerifyGrantsFS(os.DirFS("/"), initramfs.GrantsDir, b.keys)
+	grants, problems := policy.VerifyGrantsFS(os.DirFS("/"), layout.GrantsDir, b.keys)
 	for _, p := range problems {
 		b.warn("grant ignored: %v", p)
 	}

@@ -46,6 +46,12 @@ func runAttest(args []string) error {
 	}
 	defer tpm.Close()
 	dt := measure.WithDeadline(tpm, measure.DefaultTimeout)
+	// -ak-pub-out may name a file inside -out.
+	if *out != "" {
+		if err := os.MkdirAll(*out, 0o755); err != nil {
+			return err
+		}
+	}
 
 	if *akOut != "" {
 		ak, err := attest.LoadAK(dt)

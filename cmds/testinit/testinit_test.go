@@ -160,3 +160,18 @@ func FuzzParseWriteFile(f *testing.F) {
 		}
 	})
 }
+
+func TestModuleActions(t *testing.T) {
+	if got := moduleState("../etc"); got != "error: bad module name" {
+		t.Errorf("moduleState(../etc) = %q", got)
+	}
+	if got := moduleState("mcinit_no_such_module"); got != "absent" {
+		t.Errorf("moduleState of a missing module = %q", got)
+	}
+	if got := errResult(insmod("/nonexistent/x.ko")); got != "error: ENOENT" {
+		t.Errorf("insmod of a missing file = %q", got)
+	}
+	if got := errResult(nil); got != "ok" {
+		t.Errorf("errResult(nil) = %q", got)
+	}
+}
