@@ -58,7 +58,7 @@ func run() error {
 	// arbitrary guest time (seen: +39 s, +168 s) and TPM commands time
 	// out. sleep=on counts device waits in real time, CPU in instructions.
 	sleep := flag.Bool("icount-sleep", true, "-icount sleep=on (false: sleep=off, guest idle time jumps to the next timer)")
-	dir := flag.String("dir", os.Getenv("MCINIT_E2E_DIR"), "work `DIR`, reused between runs (default: a fresh temporary one)")
+	dir := flag.String("dir", os.Getenv("MCINIT_E2E_DIR"), "work `DIR`, kept and reused between runs (default: a temporary one, removed after a successful run)")
 	flag.Parse()
 	if *rounds < 1 || *rounds > 50 {
 		return fmt.Errorf("-rounds %d: want 1..50", *rounds)
@@ -140,10 +140,10 @@ func run() error {
 	}
 	report(os.Stdout, kver, clock, *rounds, sides, sizes)
 	if !keep {
-		fmt.Printf("serial logs: %s (temporary; set MCINIT_E2E_DIR to keep the inputs)\n", logDir)
-	} else {
-		fmt.Printf("serial logs: %s\n", logDir)
+		// A failed run returned above, keeping everything for a look.
+		return os.RemoveAll(abs)
 	}
+	fmt.Printf("serial logs: %s\n", logDir)
 	return nil
 }
 
