@@ -86,20 +86,17 @@ func wantDevdiff(t *testing.T, r *harness.Result, i int, want string) {
 }
 
 // devdiffListing is what the first development boot changes, exactly:
-// the marker testinit writes (its root-writable probe is created and
-// removed again, leaving nothing in the upper), and /tmp/goimports, which
-// the guest's mcinit CLI itself creates at start-up: it links
-// golang.org/x/tools/internal/modindex (through mkuimage and gobusybox),
-// whose package initialisation makes $HOME/.cache/goimports, or
-// /tmp/goimports without $HOME. Drop that line once the CLI no longer
-// links it.
-const devdiffListing = "A /tmp/goimports\nA /var/mcinit-marker\n"
+// the marker testinit writes. Its root-writable probe is created and
+// removed again, leaving nothing in the upper; the guest CLI is the
+// device build (tag mcinit_device), which writes nothing at start-up.
+const devdiffListing = "A /var/mcinit-marker\n"
 
 // TestDevPersistentUpper boots one disk with an ext4 upper partition:
 // development (write the marker, list it with devdiff in the guest, unload
 // and reload a module), development again (the marker survived),
 // production (no marker, verified read-only root, module loading locked).
 func TestDevPersistentUpper(t *testing.T) {
+	t.Parallel()
 	e := env(t, "amd64")
 	d := devDisk(t, e, "dev-persist")
 	initrd := devInitrd(t, e, "dev-partition", d, "partition", false)
@@ -159,6 +156,7 @@ func TestDevPersistentUpper(t *testing.T) {
 // TestDevTmpfsUpper: with a tmpfs upper, a development change is gone at
 // the next development boot.
 func TestDevTmpfsUpper(t *testing.T) {
+	t.Parallel()
 	e := env(t, "amd64")
 	d := devDisk(t, e, "dev-tmpfs")
 	initrd := devInitrd(t, e, "dev-tmpfs", d, "tmpfs", false)
@@ -182,6 +180,7 @@ func TestDevTmpfsUpper(t *testing.T) {
 // data that is not ext4, or an ext4 superblock the kernel rejects, is
 // refused and left untouched.
 func TestDevCreateUpper(t *testing.T) {
+	t.Parallel()
 	e := env(t, "amd64")
 	requireTools(t, "e2fsck", "dumpe2fs", "debugfs")
 	d := devDisk(t, e, "dev-create")
@@ -296,13 +295,15 @@ func allZero(b []byte) bool {
 // TestDevMissingUpper: a policy naming an upper partition the disk lacks
 // refuses after the bounded wait instead of hanging.
 func TestDevMissingUpper(t *testing.T) {
+	t.Parallel()
 	e := env(t, "amd64")
 	p := e.DefaultPolicy()
 	p.Upper, p.UpperLabel = "partition", fixture.UpperLabel
+	p.RescueShell = false // a refusal halts instead of waiting on the console
 	initrd, err := e.PolicyVariant(context.Background(), "dev-missing-upper", p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := boot(t, e.Machine("dev-missing-upper", initrd, e.Disk, fixture.DevSerial, devCmdline))
-	wantRefusal(t, r, `development upper partition "`+fixture.UpperLabel+`": `)
+	wantRefusal(t, r, `development upper partition "`+fixture.UpperLabel+`": no such partition after `)
 }

@@ -266,9 +266,22 @@ func TestVerityCorruptFirstLeaf(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantHostVerify(t, d, "hash", leaf)
+	want := fmt.Sprintf(`opening dm-verity root "A" on /dev/vda%d: dm-verity mcinit-root: reading data block 0 through the device failed`, d.Data.Number)
 	r := boot(t, e.Machine("verity-first-leaf", e.Initrd, d.Path, fixture.OtherSerial, ""))
-	wantRefusal(t, r, fmt.Sprintf(`opening dm-verity root "A" on /dev/vda%d: dm-verity mcinit-root: reading data block 0 through the device failed`, d.Data.Number))
+	wantRefusal(t, r, want)
 	wantCorrupted(t, r, "metadata", leaf)
+
+	// Under restart_on_corruption the same damage must still be a refusal:
+	// /init probes on an EIO table first, so the device cannot reboot into
+	// the same failure forever.
+	p := e.DefaultPolicy()
+	p.VerityError = "restart"
+	initrd, err := e.PolicyVariant(context.Background(), "verity-first-leaf-restart", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = boot(t, e.Machine("verity-first-leaf-restart", initrd, d.Path, fixture.OtherSerial, ""))
+	wantRefusal(t, r, want)
 }
 
 // A policy whose only root hash matches no partition: refused after the

@@ -184,6 +184,9 @@ func (b *boot) developmentRoot(pol *policy.Policy) (rootResult, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), wait)
 		parts, err := rootfs.DefaultScanner().WaitFor(ctx, rootfs.Selector{Label: dev.UpperPartLabel})
 		cancel()
+		if errors.Is(err, rootfs.ErrNotFound) {
+			return rootResult{}, refusef("development upper partition %q: no such partition after %v", dev.UpperPartLabel, wait)
+		}
 		if err != nil {
 			return rootResult{}, refusef("development upper partition %q: %v", dev.UpperPartLabel, err)
 		}
