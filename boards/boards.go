@@ -85,6 +85,22 @@ type Rule struct {
 type Module struct {
 	Name   string `toml:"name"`
 	Params string `toml:"params"`
+	// Profile limits the module to one boot profile: "development" modules
+	// (overlayfs, say) are loaded only after the decision selected
+	// development, so a production boot never has them. Empty means always.
+	Profile string `toml:"profile"`
+}
+
+// ModulesFor lists the board's modules a boot of profile needs ("" lists
+// the ones every boot loads before the decision).
+func (b *Board) ModulesFor(profile string) []Module {
+	var out []Module
+	for _, m := range b.Modules {
+		if m.Profile == profile {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // Quirks are the board's special needs at boot.
@@ -187,6 +203,9 @@ func parse(filename string, data []byte) (*Board, error) {
 			return nil, fmt.Errorf("modules[%d].name: %q is listed twice", i, m.Name)
 		}
 		seen[n] = true
+		if m.Profile != "" && m.Profile != "development" {
+			return nil, fmt.Errorf("modules[%d].profile: %q must be \"development\" or absent", i, m.Profile)
+		}
 		if len(m.Params) > maxParams || !printable(m.Params) {
 			return nil, fmt.Errorf("modules[%d].params: must be printable ASCII, at most %d bytes", i, maxParams)
 		}

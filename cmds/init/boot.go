@@ -38,6 +38,7 @@ type boot struct {
 	flags    cmdline.Flags
 	id       identity.Identity
 	board    *boards.Board
+	modRoot  string // /lib/modules/<release>
 	verified *policy.Verified
 	keys     *policy.KeySet
 	rec      *measure.Recorder
@@ -122,12 +123,26 @@ func (b *boot) loadModules() error {
 	if err := unix.Uname(&uts); err != nil {
 		return refusef("uname: %v", err)
 	}
-	release := unix.ByteSliceToString(uts.Release[:])
-	t0 := time.Now()
-	if err := kmodules.Load(path.Join("/lib/modules", release), board.Modules); err != nil {
-		return refusef("loading modules for board %s: %v", board.Name, err)
+	b.modRoot = path.Join("/lib/modules", unix.ByteSliceToString(uts.Release[:]))
+	return b.loadBoardModules("")
+}
+
+// loadBoardModules loads the board's modules for profile ("" = those every
+// boot needs, before the decision).
+func (b *boot) loadBoardModules(profile string) error {
+	mods := b.board.ModulesFor(profile)
+	if len(mods) == 0 {
+		return nil
 	}
-	b.log.Printf("modules: %d loaded in %v", len(board.Modules), time.Since(t0).Round(time.Millisecond))
+	t0 := time.Now()
+	if err := kmodules.Load(b.modRoot, mods); err != nil {
+		return refusef("loading modules for board %s: %v", b.board.Name, err)
+	}
+	what := "modules"
+	if profile != "" {
+		what = profile + " modules"
+	}
+	b.log.Printf("%s: %d loaded in %v", what, len(mods), time.Since(t0).Round(time.Millisecond))
 	return nil
 }
 

@@ -59,6 +59,11 @@ func (b *boot) setupRoot() (rootResult, error) {
 			event:       measure.RootEvent(measure.Root{Kind: measure.RootVerity, RootHash: root.RootHash}),
 		}, nil
 	}
+	// Development-only modules (overlayfs, the upper's filesystem) load
+	// after the decision was measured; production never has them.
+	if err := b.loadBoardModules(string(decide.Development)); err != nil {
+		return rootResult{}, err
+	}
 	return b.developmentRoot(pol)
 }
 

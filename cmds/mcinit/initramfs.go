@@ -84,9 +84,15 @@ func runInitramfs(args []string) error {
 	if err != nil {
 		return err
 	}
+	// A policy that never allows development gets no development-only
+	// modules (overlayfs): they could not be loaded anyway.
+	devAllowed := v.Policy.Development.Allowed()
 	var names []string
 	for _, b := range selected {
 		for _, m := range b.Modules {
+			if m.Profile == "development" && !devAllowed {
+				continue
+			}
 			names = append(names, m.Name)
 		}
 	}
