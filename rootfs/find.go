@@ -176,7 +176,7 @@ func (s Scanner) WaitFor(ctx context.Context, sels ...Selector) ([]BlockPartitio
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("waiting for the root device: %w", err)
+			return nil, fmt.Errorf("waiting for %s: %w", describe(sels), err)
 		case <-tick.C:
 		}
 	}
@@ -192,4 +192,12 @@ func findAll(parts []BlockPartition, sels []Selector) ([]BlockPartition, error) 
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+func describe(sels []Selector) string {
+	parts := make([]string, len(sels))
+	for i, s := range sels {
+		parts[i] = s.String()
+	}
+	return strings.Join(parts, ", ")
 }
