@@ -51,10 +51,11 @@ func run() error {
 
 	boots := []struct {
 		title, serial, cmdline string
+		request, reason        string // for mcinit predict
 	}{
-		{"a production unit, plain boot", fixture.OtherSerial, ""},
-		{"the listed developer unit asks for development", fixture.DevSerial, "mcinit.profile=development"},
-		{"a production unit asks for development", fixture.OtherSerial, "mcinit.profile=development"},
+		{"a production unit, plain boot", fixture.OtherSerial, "", "none", "default"},
+		{"the listed developer unit asks for development", fixture.DevSerial, "mcinit.profile=development", "development", "dev-allowed-device"},
+		{"a production unit asks for development", fixture.OtherSerial, "mcinit.profile=development", "development", "dev-denied"},
 	}
 	type row struct{ title, board, profile, reason, root, initMS, pcr string }
 	var rows []row
@@ -79,6 +80,21 @@ func run() error {
 		ev, pcr := events(r)
 		for _, l := range ev {
 			fmt.Printf("    measured: %s\n", l)
+		}
+		// The verifier's side: the same value computed offline from the
+		// signed policy, the board identity and the profile.
+		ident, _ := r.Value("file.identity")
+		pr, err := e.Predict(ctx, filepath.Join(e.Dir, "policy.toml"), strings.TrimSpace(ident), profile, "sha256",
+			"-request", b.request, "-reason", b.reason)
+		if err == nil && len(pr.Values["sha256"]) == 64 {
+			want := pr.Values["sha256"]
+			verdict := "matches the log"
+			if !strings.HasPrefix(want, strings.TrimSuffix(pcr, "…")) {
+				verdict = "DOES NOT match the log"
+			}
+			fmt.Printf("    mcinit predict: PCR 13 sha256 %s… (%s)\n", want[:24], verdict)
+		} else {
+			fmt.Printf("    mcinit predict: %v %v\n", err, pr)
 		}
 		rows = append(rows, row{b.title, board, profile, reason(r), root, initTime(r), pcr})
 	}
