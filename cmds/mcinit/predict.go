@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/mcinit/mcinit/attest"
@@ -49,7 +50,8 @@ func runPredict(args []string) error {
 	ident := fs.String("identity", "", "identity canonical string")
 	profile := fs.String("profile", "production", "granted profile: production or development")
 	request := fs.String("request", "", "requested profile: none, production, development, malformed (default: from -profile)")
-	reason := fs.String("reason", "", "decision reason (default: default for production, dev-allowed-board for development)")
+	reason := fs.String("reason", "", "decision reason (default: from the request, and for development from the policy: board, device or grant)")
+	device := fs.String("device", "", "device ID for the development reason (default: the identity's serial, else its uuid)")
 	rootHash := fs.String("root-hash", "", "root hash (default: the policy's first root)")
 	banks := fs.String("banks", "sha256", "PCR banks the TPM has active, comma-separated")
 	format := fs.String("format", "text", "output: text, json, or tpm2 (raw PCR values)")
@@ -108,7 +110,24 @@ func runPredict(args []string) error {
 			b.Request = decide.RequestDevelopment
 		}
 		if b.Reason == "" {
-			b.Reason = decide.ReasonDevBoard
+			id := *device
+			if id == "" {
+				id = identityField(*ident, "serial")
+			}
+			if id == "" {
+				id = identityField(*ident, "uuid")
+			}
+			// The same precedence as decide: board, then device, then grant.
+			switch {
+			case slices.Contains(d.AllowBoards, *board):
+				b.Reason = decide.ReasonDevBoard
+			case id != "" && slices.Contains(d.AllowDevices, policy.Device{Board: *board, DeviceID: id}):
+				b.Reason = decide.ReasonDevDevice
+			case d.AllowGrants:
+				b.Reason = decide.ReasonDevGrant
+			default:
+				return rejected(fmt.Errorf("predict: the policy does not allow development for board %s device %q", *board, id))
+			}
 		}
 	default:
 		return usagef("predict: -profile %q: want production or development", *profile)
@@ -168,4 +187,29 @@ func runPredict(args []string) error {
 		return usagef("predict: -format %q: want text, json or tpm2", *format)
 	}
 	return nil
+}
+
+// identityField reads key="value" from an identity's canonical string
+// (values are quoted with \ and " escaped).
+func identityField(ident, key string) string {
+	i := strings.Index(ident, " "+key+"=\"")
+	if i < 0 {
+		return ""
+	}
+	rest := ident[i+len(key)+3:]
+	var b strings.Builder
+	for j := 0; j < len(rest); j++ {
+		switch c := rest[j]; c {
+		case '\\':
+			if j+1 < len(rest) {
+				j++
+				b.WriteByte(rest[j])
+			}
+		case '"':
+			return b.String()
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return ""
 }
