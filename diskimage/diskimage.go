@@ -415,10 +415,9 @@ func resetExt4Times(img, dir string) error {
 // formatVerity writes the dm-verity hash tree (with a superblock; sha256,
 // 4096-byte blocks) of dataPath into hashPath. The salt and the verity
 // UUID are derived from the data, so the same data gives the same hash
-// partition.
-//
-// TODO(verity): replace veritysetup with mcinit's own verity package
-// (github.com/mcinit/mcinit/verity, `mcinit verity format`) once it lands.
+// partition. The tree comes from mcinit's verity package, or from the real
+// veritysetup when useVeritysetup is set (interop tests); both write the
+// same bytes.
 func formatVerity(dataPath, hashPath string, useVeritysetup bool) (rootHash, salt string, dataBlocks uint64, err error) {
 	d, err := fileDigest(dataPath)
 	if err != nil {

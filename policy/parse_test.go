@@ -20,7 +20,7 @@ func TestParseSample(t *testing.T) {
 	if !p.Covers("qemu-x86_64") || !p.Covers("qemu-aarch64-virt") || p.Covers("rpi4") || p.Covers("") {
 		t.Error("Covers is wrong")
 	}
-	if p.Production.RollbackNVIndex != 0x01500016 || !p.Production.LocksModules() || !p.Production.RequiresTPM() {
+	if p.Production.RollbackNVIndex != 0x01504d43 || !p.Production.LocksModules() || !p.Production.RequiresTPM() {
 		t.Errorf("production: %+v", p.Production)
 	}
 	if !p.Development.Allowed() || p.Development.Upper != UpperTmpfs || !p.Development.RescueShell {
