@@ -35,10 +35,20 @@ for t in "${targets[@]}"; do
 		failed+=("$pkg (build)")
 		continue
 	fi
-	if ! "$go" test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" \
-		-parallel "${FUZZPARALLEL:-1}" "$pkg"; then
+	# Go's fuzz engine sometimes ends a short run with a bare "context
+	# deadline exceeded" and no crasher (a worker slow to answer when the
+	# time is up); that run is retried once, a real crash never is.
+	for try in 1 2; do
+		out=$("$go" test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" \
+			-parallel "${FUZZPARALLEL:-1}" "$pkg" 2>&1) && { echo "$out"; break; }
+		echo "$out"
+		if [ $try = 1 ] && grep -q 'context deadline exceeded' <<<"$out" && ! grep -q 'Failing input written' <<<"$out"; then
+			echo "fuzz.sh: $name: engine deadline hiccup, no crasher; retrying once"
+			continue
+		fi
 		failed+=("$pkg $name")
-	fi
+		break
+	done
 done
 if [ ${#failed[@]} -gt 0 ]; then
 	printf 'FAILED: %s\n' "${failed[@]}" >&2
