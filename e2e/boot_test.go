@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -123,5 +125,61 @@ func TestX86CmdlineRootIgnored(t *testing.T) {
 	wantReport(t, r, map[string]string{"profile": "production", "root.mode": "ro"})
 	if !r.Has("ignoring root=/dev/vda1") || !r.Has("ignoring roothash=") {
 		t.Error("the ignored root= / roothash= are not reported on the console")
+	}
+}
+
+// A development grant: the fleet policy lists no device, but one unit holds
+// a grant signed with the fleet key (made by `mcinit grant`). That unit boots
+// development; another unit with the same image cannot use it.
+func TestX86DevelopmentGrant(t *testing.T) {
+	t.Parallel()
+	e := env(t, "amd64")
+	ctx := context.Background()
+	grant := filepath.Join(t.TempDir(), "unit-0001.toml")
+	if _, err := e.Run(ctx, "grant", "-board", e.Board, "-device", fixture.DevSerial, "-key", e.PrivKey, "-out", grant); err != nil {
+		t.Fatal(err)
+	}
+	g, err := os.ReadFile(grant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := os.ReadFile(grant + ".sig")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := e.DefaultPolicy()
+	p.DevDevices = nil
+	p.DevGrants = true
+	initrd, err := e.PolicyVariantWith(ctx, "grant", p, map[string][]byte{
+		initramfs.GrantsDir + "/unit-0001.toml":     g,
+		initramfs.GrantsDir + "/unit-0001.toml.sig": sig,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := boot(t, e.Machine("x86-grant", initrd, e.Disk, fixture.DevSerial, "mcinit.profile=development"))
+	wantReport(t, r, map[string]string{"profile": "development", "root_writable": "yes"})
+	if !r.Has("reason dev-allowed-grant") {
+		t.Error("the decision does not name the grant")
+	}
+	r = boot(t, e.Machine("x86-grant-other-unit", initrd, e.Disk, fixture.OtherSerial, "mcinit.profile=development"))
+	wantReport(t, r, map[string]string{"profile": "production", "root_writable": "no"})
+	if !r.Has("reason dev-denied") {
+		t.Error("another unit was not denied visibly")
+	}
+}
+
+// mcinit.shell never opens a shell in production: the boot goes on, with
+// a warning naming the ignored flag.
+func TestX86ShellIgnoredInProduction(t *testing.T) {
+	t.Parallel()
+	e := env(t, "amd64")
+	r := boot(t, e.Machine("x86-shell-production", e.Initrd, e.Disk, fixture.OtherSerial, "mcinit.shell"))
+	wantReport(t, r, map[string]string{"profile": "production", "modules_disabled": "1"})
+	if !r.Has("mcinit.shell ignored") {
+		t.Error("the ignored mcinit.shell is not reported")
+	}
+	if r.Has("rescue shell") {
+		t.Error("a rescue shell was offered in production")
 	}
 }
