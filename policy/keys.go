@@ -229,6 +229,12 @@ func readBounded(fsys fs.FS, name string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return readOpen(f, name, limit)
+}
+
+// readOpen reads an open file, which must be regular and at most limit
+// bytes; errors name it.
+func readOpen(f fs.File, name string, limit int64) ([]byte, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return nil, err
@@ -244,6 +250,16 @@ func readBounded(fsys fs.FS, name string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s: more than the limit of %d bytes", name, limit)
 	}
 	return data, nil
+}
+
+// ReadPath is ReadFile for a host path (the CLI's arguments).
+func ReadPath(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readOpen(f, path, limit)
 }
 
 // ReadFile reads one bounded regular file from fsys (policies, signatures,

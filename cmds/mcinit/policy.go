@@ -4,7 +4,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -227,28 +226,7 @@ func runPolicyShow(args []string) error {
 }
 
 // polReadFile reads a bounded regular file; errors name it.
-func polReadFile(name string, limit int64) ([]byte, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", name)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s: more than the limit of %d bytes", name, limit)
-	}
-	return data, nil
-}
+func polReadFile(name string, limit int64) ([]byte, error) { return policy.ReadPath(name, limit) }
 
 func polReadPublicKey(name string) (*policy.PublicKey, error) {
 	b, err := polReadFile(name, 16<<10)

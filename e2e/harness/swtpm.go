@@ -3,7 +3,6 @@ package harness
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"github.com/google/go-tpm/tpm2/transport"
 
 	"github.com/mcinit/mcinit/measure"
+	"github.com/mcinit/mcinit/measure/swtpmtest"
 )
 
 // TPMServer is swtpm serving a machine's TPM state directory over TCP on
@@ -42,7 +42,7 @@ func StartTPMServer(ctx context.Context, stateDir string) (*TPMServer, error) {
 	}
 	var lastErr error
 	for try := 0; try < 5; try++ {
-		port, err := freePortPair()
+		port, err := swtpmtest.FreePortPair()
 		if err != nil {
 			return nil, err
 		}
@@ -69,27 +69,6 @@ func StartTPMServer(ctx context.Context, stateDir string) (*TPMServer, error) {
 		}
 	}
 	return nil, lastErr
-}
-
-func freePortPair() (int, error) {
-	for i := 0; i < 20; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if p >= 65535 {
-			continue
-		}
-		l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+1))
-		if err != nil {
-			continue
-		}
-		l2.Close()
-		return p, nil
-	}
-	return 0, errors.New("no free TCP port pair for swtpm")
 }
 
 func (s *TPMServer) waitPort(ctx context.Context, port int) bool {

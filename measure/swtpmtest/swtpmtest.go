@@ -55,7 +55,9 @@ func Start(t testing.TB, opt Options) *TPM {
 	return s
 }
 
-func freePortPair() (int, error) {
+// FreePortPair finds two free consecutive loopback TCP ports (swtpm's
+// server and control channels); the first is returned.
+func FreePortPair() (int, error) {
 	for i := 0; i < 20; i++ {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -80,7 +82,7 @@ func (s *TPM) start() {
 	s.t.Helper()
 	var lastErr error
 	for try := 0; try < 5; try++ {
-		port, err := freePortPair()
+		port, err := FreePortPair()
 		if err != nil {
 			s.t.Fatal(err)
 		}
