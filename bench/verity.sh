@@ -34,7 +34,7 @@ run() { # tool run -> "wall cpu rss_kb" appended to $work/<tool>
 	/usr/bin/time -o "$work/time" -f "%e %U %S %M" "${cmd[@]}" --salt "$salt" --uuid "$uuid" \
 		"$work/data" "$hash" >"$work/out.$tool"
 	read -r wall user sys rss <"$work/time"
-	awk -v w="$wall" -v u="$user" -v s="$sys" -v r="$rss" 'BEGIN {print w, u + s, r}' >>"$work/$tool"
+	awk -v w="$wall" -v u="$user" -v s="$sys" -v r="$rss" 'BEGIN {print w, u + s, r}' >>"$work/res.$tool"
 	grep '^Root hash:' "$work/out.$tool" | awk '{print $3}' >"$work/root.$tool"
 }
 
@@ -46,14 +46,14 @@ for ((i = 0; i < RUNS; i++)); do
 done
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
-base_wall=$(cut -d' ' -f1 "$work/veritysetup" | median)
-base_cpu=$(cut -d' ' -f2 "$work/veritysetup" | median)
+base_wall=$(cut -d' ' -f1 "$work/res.veritysetup" | median)
+base_cpu=$(cut -d' ' -f2 "$work/res.veritysetup" | median)
 echo "verity format, ${SIZE_MIB} MiB, sha256/4096, $RUNS interleaved runs each, medians; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-14s %9s %10s %12s %9s %10s %12s\n' tool wall_s MiB/s speedup cpu_s cpu_ratio peak_RSS_MiB
 for t in "${tools[@]}"; do
-	wall=$(cut -d' ' -f1 "$work/$t" | median)
-	cpu=$(cut -d' ' -f2 "$work/$t" | median)
-	rss=$(cut -d' ' -f3 "$work/$t" | median)
+	wall=$(cut -d' ' -f1 "$work/res.$t" | median)
+	cpu=$(cut -d' ' -f2 "$work/res.$t" | median)
+	rss=$(cut -d' ' -f3 "$work/res.$t" | median)
 	awk -v t="$t" -v w="$wall" -v c="$cpu" -v r="$rss" -v m="$SIZE_MIB" -v bw="$base_wall" -v bc="$base_cpu" \
 		'BEGIN {printf "%-14s %9.2f %10.0f %11.2fx %9.2f %9.2fx %12.1f\n", t, w, m / w, bw / w, c, bc / c, r / 1024}'
 done
