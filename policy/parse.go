@@ -272,8 +272,10 @@ func (p *Policy) validate(md toml.MetaData) error {
 		}
 		covered[b] = true
 	}
-	if md.IsDefined("pcr") && (p.PCR < 8 || p.PCR > 23) {
-		return fieldErr("pcr", "%d is out of range 8..23 (omit it for the default %d)", p.PCR, DefaultPCR)
+	if md.IsDefined("pcr") {
+		if err := CheckPCR(p.PCR); err != nil {
+			return fieldErr("pcr", "%v (omit it for the default %d)", err, DefaultPCR)
+		}
 	}
 	if err := p.Production.validate(); err != nil {
 		return err

@@ -68,7 +68,7 @@ func TestParseErrors(t *testing.T) {
 		{"duplicate key", head + "version = 2\n" + root, "already been defined"},
 		{"duplicate table", head + "[production]\n[production]\n" + root, "already been defined"},
 		{"wrong type", head + "pcr = \"13\"\n" + root, `"pcr"`},
-		{"pcr 0", head + "pcr = 0\n" + root, "field pcr: 0 is out of range"},
+		{"pcr 0", head + "pcr = 0\n" + root, "field pcr: 0 is a firmware PCR"},
 		{"pcr 7", head + "pcr = 7\n" + root, "field pcr: 7"},
 		{"pcr 24", head + "pcr = 24\n" + root, "field pcr: 24"},
 		{"no root", head, "field production.root: missing"},
@@ -117,7 +117,7 @@ func TestParseAccepts(t *testing.T) {
 	for _, doc := range []string{
 		minimal,
 		minimal + "[production]\n",
-		"format = 1\nversion = 0\nboards = [\"generic-x86_64\"]\nallow_unknown_boards = true\npcr = 23\n[[production.root]]\nhash_algorithm = \"sha512\"\nroot_hash = \"" + hash + "\"\nsalt = \"00ff\"\ndata_blocks = 2048\n[development]\nallow_boards = [\"generic-aarch64\"]\nupper = \"partition\"\nupper_partlabel = \"dev-upper\"\ncreate_upper = true\n",
+		"format = 1\nversion = 0\nboards = [\"generic-x86_64\"]\nallow_unknown_boards = true\npcr = 15\n[[production.root]]\nhash_algorithm = \"sha512\"\nroot_hash = \"" + hash + "\"\nsalt = \"00ff\"\ndata_blocks = 2048\n[development]\nallow_boards = [\"generic-aarch64\"]\nupper = \"partition\"\nupper_partlabel = \"dev-upper\"\ncreate_upper = true\n",
 	} {
 		if _, err := Parse([]byte(doc)); err != nil {
 			t.Errorf("%v\n%s", err, doc)

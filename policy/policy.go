@@ -3,11 +3,39 @@
 // and per-device development grants.
 package policy
 
+import "fmt"
+
 // FormatVersion is the only policy format this code accepts.
 const FormatVersion = 1
 
 // DefaultPCR is the PCR mcinit extends when the policy names none.
 const DefaultPCR = 13
+
+// The PCRs a policy may name: 8..15. Below are the firmware's (0-7); above,
+// 16 (debug) and 23 (application) can be reset by any process with
+// TPM2_PCR_Reset at locality 0, so a development root could reset the PCR
+// and replay production events; 17-22 belong to DRTM and refuse extends at
+// locality 0. 8..15 are reset only with the whole TPM (TPM2_Startup CLEAR).
+const (
+	MinPCR = 8
+	MaxPCR = 15
+)
+
+// CheckPCR reports why pcr cannot carry mcinit's measurements, or nil.
+func CheckPCR(pcr int) error {
+	switch {
+	case pcr >= MinPCR && pcr <= MaxPCR:
+		return nil
+	case pcr >= 0 && pcr < MinPCR:
+		return fmt.Errorf("%d is a firmware PCR (0-7); use %d..%d", pcr, MinPCR, MaxPCR)
+	case pcr == 16 || pcr == 23:
+		return fmt.Errorf("%d can be reset at locality 0 (TPM2_PCR_Reset), so the booted system could reset it and replay production events; use %d..%d", pcr, MinPCR, MaxPCR)
+	case pcr >= 17 && pcr <= 22:
+		return fmt.Errorf("%d is a DRTM PCR that refuses extends at locality 0; use %d..%d", pcr, MinPCR, MaxPCR)
+	default:
+		return fmt.Errorf("%d is not a PCR (0-23); use %d..%d", pcr, MinPCR, MaxPCR)
+	}
+}
 
 // MaxPolicySize bounds the policy file; anything larger is rejected unread.
 const MaxPolicySize = 64 << 10
@@ -21,7 +49,7 @@ type Policy struct {
 	// AllowUnknownBoards lets a device whose identity matches no board file
 	// boot with the architecture's generic board.
 	AllowUnknownBoards bool `toml:"allow_unknown_boards"`
-	PCR                int  `toml:"pcr"` // 0 means DefaultPCR; valid 8..23 (never firmware PCRs 0-7)
+	PCR                int  `toml:"pcr"` // 0 means DefaultPCR; valid MinPCR..MaxPCR, see CheckPCR
 
 	Production  Production  `toml:"production"`
 	Development Development `toml:"development"`

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mcinit/mcinit/policy"
 )
 
 // TestPolicyVerbs drives keygen, policy, grant and decide in-process and
@@ -102,5 +104,50 @@ func TestPolicyVerbs(t *testing.T) {
 	os.WriteFile(pol, append(sample, '\n'), 0o644)
 	if c := code("decide", append(base, "-board", "qemu-x86_64")...); c != exitRejected {
 		t.Errorf("decide on a modified policy: exit %d", c)
+	}
+}
+
+// TestPolicyResettablePCR: `policy sign` refuses a policy on a PCR that
+// locality 0 can reset (16, 23), and `policy verify` refuses one that was
+// signed anyway (issue 11 item 1).
+func TestPolicyResettablePCR(t *testing.T) {
+	dir := t.TempDir()
+	in := func(n string) string { return filepath.Join(dir, n) }
+	code := func(name string, args ...string) int {
+		t.Helper()
+		return exitCode(name, verbs[name].run(args))
+	}
+	if c := code("keygen", "-out", in("a")); c != exitOK {
+		t.Fatalf("keygen: exit %d", c)
+	}
+	keys := in("keys")
+	os.Mkdir(keys, 0o755)
+	pub, _ := os.ReadFile(in("a.pub"))
+	os.WriteFile(filepath.Join(keys, "a.pem"), pub, 0o644)
+	os.WriteFile(filepath.Join(keys, "keyset.toml"), []byte("threshold = 1\n"), 0o644)
+	for _, pcr := range []string{"16", "23"} {
+		pol := in("p" + pcr + ".toml")
+		os.WriteFile(pol, []byte("format = 1\nversion = 1\nboards = [\"qemu-x86_64\"]\npcr = "+pcr+"\n[[production.root]]\nroot_hash = \""+strings.Repeat("0", 64)+"\"\ndata_blocks = 1\n"), 0o644)
+		if c := code("policy", "sign", "-key", in("a.key"), pol); c == exitOK {
+			t.Errorf("policy sign with pcr %s: exit %d", pcr, c)
+		}
+		if _, err := os.Stat(pol + ".sig"); err == nil {
+			t.Errorf("policy sign with pcr %s wrote a signature", pcr)
+		}
+		// Signed anyway, behind the verb's back: verify must still refuse.
+		kb, _ := os.ReadFile(in("a.key"))
+		priv, err := policy.ParsePrivateKeyPEM(kb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, _ := os.ReadFile(pol)
+		sig, err := policy.Sign(priv, doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(pol+".sig", policy.FormatSignatures([]policy.Signature{sig}), 0o644)
+		if c := code("policy", "verify", "-keys", keys, pol); c != exitRejected {
+			t.Errorf("policy verify with pcr %s: exit %d, want %d", pcr, c, exitRejected)
+		}
 	}
 }
