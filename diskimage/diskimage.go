@@ -48,6 +48,14 @@ const (
 type Spec struct {
 	Arch    string // amd64 or arm64: selects the DPS partition types
 	RootDir string // directory tree that becomes the root filesystem
+	// RootTar is a tar archive that becomes the root filesystem instead of
+	// RootDir (see ExtractTar: ownership, modes and xattrs are kept).
+	RootTar string
+	// AllRoot makes every file root-owned and drops extended attributes:
+	// only for generated trees whose owner is whoever built them (the test
+	// root). By default owners, modes and xattrs (file capabilities) are
+	// kept as they are in the tree.
+	AllRoot bool
 	RootFS  string // EROFS (default) or Ext4
 	// RootLabel is the root's GPT partition name; default "root".
 	RootLabel string
@@ -71,6 +79,11 @@ type Spec struct {
 	// VerityPartUUID overrides the hash partition's PARTUUID (default:
 	// the last 128 bits of the root hash).
 	VerityPartUUID string
+	// Salt (hex) and VerityUUID fix the verity superblock's salt and UUID;
+	// by default both are derived from the root image, so the disk is a
+	// function of its inputs either way.
+	Salt       string
+	VerityUUID string
 
 	Extra []Partition // further partitions, in order after root (and verity)
 
@@ -123,8 +136,8 @@ func Build(spec Spec, out string) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if spec.RootDir == "" {
-		return nil, errors.New("diskimage: Spec.RootDir is empty")
+	if (spec.RootDir == "") == (spec.RootTar == "") {
+		return nil, errors.New("diskimage: want exactly one of Spec.RootDir and Spec.RootTar")
 	}
 	if spec.RootFS == "" {
 		spec.RootFS = EROFS
@@ -137,7 +150,7 @@ func Build(spec Spec, out string) (*Result, error) {
 	}
 	for _, u := range []struct{ name, v string }{
 		{"RootPartUUID", spec.RootPartUUID}, {"VerityPartUUID", spec.VerityPartUUID},
-		{"FSUUID", spec.FSUUID}, {"DiskGUID", spec.DiskGUID},
+		{"FSUUID", spec.FSUUID}, {"DiskGUID", spec.DiskGUID}, {"VerityUUID", spec.VerityUUID},
 	} {
 		if u.v != "" && !validUUID(u.v) {
 			return nil, fmt.Errorf("diskimage: %s %q is not a UUID", u.name, u.v)
@@ -149,9 +162,20 @@ func Build(spec Spec, out string) (*Result, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
+	if spec.Salt != "" {
+		if b, err := hex.DecodeString(spec.Salt); err != nil || len(b) == 0 || len(b) > 256 {
+			return nil, fmt.Errorf("diskimage: salt %q is not 1..256 bytes of hex", spec.Salt)
+		}
+	}
+	if spec.RootTar != "" {
+		spec.RootDir = filepath.Join(tmp, "tree")
+		if err := extractTarFile(spec.RootTar, spec.RootDir); err != nil {
+			return nil, err
+		}
+	}
 
 	res := &Result{Path: out, RootFS: spec.RootFS}
-	treeID, err := treeDigest(spec.RootDir)
+	treeID, err := treeDigest(spec.RootDir, !spec.AllRoot)
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +211,7 @@ func Build(spec Spec, out string) (*Result, error) {
 	}
 	if spec.Verity {
 		hashImg := filepath.Join(tmp, "verity.img")
-		res.RootHash, res.Salt, res.DataBlocks, err = formatVerity(rootImg, hashImg, spec.VeritySetup)
+		res.RootHash, res.Salt, res.DataBlocks, err = formatVerity(rootImg, hashImg, spec)
 		if err != nil {
 			return nil, err
 		}
@@ -319,8 +343,12 @@ func archTypes(arch string) (root, verity string, err error) {
 func makeRootFS(spec Spec, fsUUID, img string) error {
 	switch spec.RootFS {
 	case EROFS:
-		// -T0 and --all-root make the image a function of the tree only.
-		return run("mkfs.erofs", "--quiet", "-T0", "--all-root", "-x-1", "-U", fsUUID, img, spec.RootDir)
+		// -T0 and the fixed UUID make the image a function of the tree
+		// (names, contents, modes, owners, xattrs) only.
+		if spec.AllRoot {
+			return run("mkfs.erofs", "--quiet", "-T0", "--all-root", "-x-1", "-U", fsUUID, img, spec.RootDir)
+		}
+		return run("mkfs.erofs", "--quiet", "-T0", "-U", fsUUID, img, spec.RootDir)
 	case Ext4:
 		size := spec.RootSize
 		if size == 0 {
@@ -418,22 +446,33 @@ func resetExt4Times(img, dir string) error {
 // partition. The tree comes from mcinit's verity package, or from the real
 // veritysetup when useVeritysetup is set (interop tests); both write the
 // same bytes.
-func formatVerity(dataPath, hashPath string, useVeritysetup bool) (rootHash, salt string, dataBlocks uint64, err error) {
+func formatVerity(dataPath, hashPath string, spec Spec) (rootHash, salt string, dataBlocks uint64, err error) {
 	d, err := fileDigest(dataPath)
 	if err != nil {
 		return "", "", 0, err
 	}
 	saltSum := sha256.Sum256(append([]byte("mcinit verity salt\x00"), d[:]...))
 	salt = hex.EncodeToString(saltSum[:])
-	if !useVeritysetup {
-		uuid, err := verity.ParseUUID(derivedUUID(d, "verity"))
+	if spec.Salt != "" {
+		salt = strings.ToLower(spec.Salt)
+	}
+	vuuid := derivedUUID(d, "verity")
+	if spec.VerityUUID != "" {
+		vuuid = strings.ToLower(spec.VerityUUID)
+	}
+	if !spec.VeritySetup {
+		uuid, err := verity.ParseUUID(vuuid)
+		if err != nil {
+			return "", "", 0, err
+		}
+		saltBytes, err := hex.DecodeString(salt)
 		if err != nil {
 			return "", "", 0, err
 		}
 		if err := os.WriteFile(hashPath, nil, 0o644); err != nil {
 			return "", "", 0, err
 		}
-		res, err := verity.FormatFiles(dataPath, hashPath, 0, verity.Params{Salt: saltSum[:], UUID: uuid})
+		res, err := verity.FormatFiles(dataPath, hashPath, 0, verity.Params{Salt: saltBytes, UUID: uuid})
 		if err != nil {
 			return "", "", 0, fmt.Errorf("verity format: %w", err)
 		}
@@ -443,7 +482,7 @@ func formatVerity(dataPath, hashPath string, useVeritysetup bool) (rootHash, sal
 		return "", "", 0, err
 	}
 	cmd := exec.Command("veritysetup", "format", "--hash=sha256", "--data-block-size=4096",
-		"--hash-block-size=4096", "--salt="+salt, "--uuid="+derivedUUID(d, "verity"), dataPath, hashPath)
+		"--hash-block-size=4096", "--salt="+salt, "--uuid="+vuuid, dataPath, hashPath)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

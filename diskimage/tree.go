@@ -12,6 +12,9 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // RootOptions describes the standard test root tree.
@@ -115,9 +118,10 @@ func copyFile(src, dst string, mode os.FileMode) error {
 	return os.Chmod(dst, mode)
 }
 
-// treeDigest hashes a tree's names, modes, link targets and contents, in
-// sorted order: the seed for default UUIDs.
-func treeDigest(dir string) ([32]byte, error) {
+// treeDigest hashes a tree's names, modes, link targets and contents (and
+// with owners, numeric owners and xattrs), in sorted order: the seed for
+// default UUIDs.
+func treeDigest(dir string, owners bool) ([32]byte, error) {
 	var d [32]byte
 	type ent struct {
 		rel string
@@ -139,6 +143,11 @@ func treeDigest(dir string) ([32]byte, error) {
 	h := sha256.New()
 	for _, e := range ents {
 		fmt.Fprintf(h, "%s\x00%o\x00", e.rel, e.fi.Mode())
+		if owners {
+			if err := hashOwner(h, filepath.Join(dir, e.rel), e.fi); err != nil {
+				return d, err
+			}
+		}
 		switch {
 		case e.fi.Mode()&fs.ModeSymlink != 0:
 			t, err := os.Readlink(filepath.Join(dir, e.rel))
@@ -202,4 +211,63 @@ func Corrupt(path string, needle []byte) (int64, error) {
 			return 0, err
 		}
 	}
+}
+
+// hashOwner adds a file's numeric owner and its xattrs (sorted) to h.
+func hashOwner(h io.Writer, p string, fi fs.FileInfo) error {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		fmt.Fprintf(h, "%d:%d\x00", st.Uid, st.Gid)
+	}
+	names, err := listXattrs(p)
+	if err != nil {
+		return fmt.Errorf("diskimage: %s: %w", p, err)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		v, err := getXattr(p, n)
+		if err != nil {
+			return fmt.Errorf("diskimage: %s: xattr %s: %w", p, n, err)
+		}
+		fmt.Fprintf(h, "%s=%x\x00", n, v)
+	}
+	return nil
+}
+
+func listXattrs(p string) ([]string, error) {
+	for size := 256; size <= 1<<16; size *= 4 {
+		buf := make([]byte, size)
+		n, err := unix.Llistxattr(p, buf)
+		if errors.Is(err, unix.ERANGE) {
+			continue
+		}
+		if errors.Is(err, unix.ENOTSUP) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		var names []string
+		for _, s := range bytes.Split(buf[:n], []byte{0}) {
+			if len(s) > 0 {
+				names = append(names, string(s))
+			}
+		}
+		return names, nil
+	}
+	return nil, unix.ERANGE
+}
+
+func getXattr(p, name string) ([]byte, error) {
+	for size := 256; size <= 1<<16; size *= 4 {
+		buf := make([]byte, size)
+		n, err := unix.Lgetxattr(p, name, buf)
+		if errors.Is(err, unix.ERANGE) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return buf[:n], nil
+	}
+	return nil, unix.ERANGE
 }

@@ -37,7 +37,12 @@ func runImage(args []string) error {
 	out := fs.String("out", "", "disk image to write (required)")
 	fsType := fs.String("fs", diskimage.EROFS, "root filesystem: erofs or ext4")
 	verity := fs.Bool("verity", false, "add a dm-verity hash partition; PARTUUIDs follow the root hash")
-	rootDir := fs.String("root-dir", "", "use this tree as the root verbatim (default: the standard test root with testinit)")
+	rootDir := fs.String("root-dir", "", "use this tree as the root verbatim, owners, modes and xattrs included (default: the standard test root with testinit)")
+	rootTar := fs.String("root-tar", "", "use this tar archive (plain or gzip; made with tar --xattrs --numeric-owner) as the root, owners, modes and xattrs included; extracting foreign owners needs root")
+	allRoot := fs.Bool("all-root", false, "make every file of -root-dir/-root-tar root-owned and drop xattrs (the generated test root always is)")
+	salt := fs.String("salt", "", "verity salt, hex (default: derived from the root image)")
+	veritySBUUID := fs.String("uuid", "", "verity superblock UUID (default: derived from the root image)")
+	fsUUID := fs.String("fs-uuid", "", "root filesystem UUID (default: derived from the tree)")
 	testinit := fs.String("testinit", "", "prebuilt testinit binary for -arch (default: build ./cmds/testinit)")
 	var adds, raws kvFlags
 	fs.Var(&adds, "add", "ROOTPATH=HOSTFILE: add a file to the test root, e.g. /usr/bin/mcinit=out/mcinit (repeatable)")
@@ -52,7 +57,7 @@ func runImage(args []string) error {
 	fs.Var(&raws, "raw", "LABEL=FILE: add a partition holding FILE's raw bytes (repeatable)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: mcinit image -arch amd64|arm64 -out disk.img [-verity] [-fs erofs|ext4] [-upper-label L -upper-size 64M] [-root-dir DIR | -testinit BIN -add /path=FILE ...]")
+		fmt.Fprintln(fs.Output(), "usage: mcinit image -arch amd64|arm64 -out disk.img [-verity] [-fs erofs|ext4] [-upper-label L -upper-size 64M] [-salt HEX -uuid U] [-root-dir DIR | -root-tar FILE | -testinit BIN -add /path=FILE ...]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -71,11 +76,19 @@ func runImage(args []string) error {
 	if *fsType != diskimage.EROFS && *fsType != diskimage.Ext4 {
 		return usagef("-fs: %q is not erofs or ext4", *fsType)
 	}
-	if *rootDir != "" && (*testinit != "" || len(adds) > 0) {
-		return usagef("-root-dir is used verbatim: it excludes -testinit and -add")
+	if *rootDir != "" && *rootTar != "" {
+		return usagef("give at most one of -root-dir and -root-tar")
 	}
-	spec := diskimage.Spec{Arch: goarch, RootFS: *fsType, Verity: *verity,
-		RootLabel: *rootLabel, RootPartUUID: *rootUUID, VerityLabel: *verityLabel, VerityPartUUID: *verityUUID}
+	given := *rootDir != "" || *rootTar != ""
+	if given && (*testinit != "" || len(adds) > 0) {
+		return usagef("-root-dir and -root-tar are used verbatim: they exclude -testinit and -add")
+	}
+	if (*salt != "" || *veritySBUUID != "") && !*verity {
+		return usagef("-salt and -uuid need -verity")
+	}
+	spec := diskimage.Spec{Arch: goarch, RootFS: *fsType, Verity: *verity, RootTar: *rootTar, AllRoot: *allRoot || !given,
+		RootLabel: *rootLabel, RootPartUUID: *rootUUID, VerityLabel: *verityLabel, VerityPartUUID: *verityUUID,
+		Salt: *salt, VerityUUID: *veritySBUUID, FSUUID: *fsUUID}
 	if *rootSize != "" {
 		if spec.RootSize, err = parseSize(*rootSize); err != nil {
 			return usagef("-root-size: %v", err)
@@ -110,7 +123,7 @@ func runImage(args []string) error {
 	}
 	defer os.RemoveAll(tmp)
 	spec.RootDir = *rootDir
-	if spec.RootDir == "" {
+	if !given {
 		bin := *testinit
 		if bin == "" {
 			root, err := moduleRoot()
