@@ -31,6 +31,8 @@ const (
 	MaxRules      = 32
 	MaxModules    = 128
 	MaxFirmware   = 64
+	MaxParams     = 64 // kernel_params entries
+	MaxOverlays   = 64
 	MaxRootWait   = 600 // seconds
 	maxPattern    = 256
 	maxParams     = 1024
@@ -61,7 +63,68 @@ type Board struct {
 	Modules []Module `toml:"modules"` // loaded in this order (dependencies are added)
 	Quirks  Quirks   `toml:"quirks"`
 	Notes   string   `toml:"notes"`
+
+	// SystemModules are modules for the booted system (NixOS's
+	// boot.kernelModules): /init does not load them; they are checked to
+	// exist in the board's kernel and recorded for the root system.
+	SystemModules []string `toml:"system_modules"`
+	// Blacklist names modules that must not be loaded (NixOS's
+	// boot.blacklistedKernelModules): none may be in Modules or in their
+	// dependency closure.
+	Blacklist []string `toml:"blacklist"`
+	// KernelParams are kernel command-line parameters the board needs
+	// (boot.kernelParams). /init cannot change its own command line: the
+	// UKI builder puts them on the UKI's command line and /init checks
+	// that each one is on /proc/cmdline (see docs/boards.md).
+	KernelParams []string `toml:"kernel_params"`
+	// DeviceTree is hardware.deviceTree: which .dtb the boot loader or UKI
+	// gives the kernel, and the overlays applied to it.
+	DeviceTree DeviceTree `toml:"device_tree"`
+	// Recorded holds facts carried for people and verifiers but not acted
+	// on by mcinit.
+	Recorded Recorded `toml:"recorded"`
+	// Provenance says where an imported board's configuration came from;
+	// the board event measures it.
+	Provenance Provenance `toml:"provenance"`
 }
+
+// DeviceTree is the board's device-tree selection.
+type DeviceTree struct {
+	Name     string    `toml:"name"`   // hardware.deviceTree.name: the .dtb, e.g. "rockchip/rk3399-pinebook-pro.dtb"
+	Filter   string    `toml:"filter"` // hardware.deviceTree.filter: a glob over .dtb file names
+	Overlays []Overlay `toml:"overlays"`
+}
+
+// Overlay is one device-tree overlay of hardware.deviceTree.overlays, by
+// name; its source stays in the nixos-hardware checkout the provenance
+// names.
+type Overlay struct {
+	Name   string `toml:"name"`
+	Filter string `toml:"filter"` // the .dtb files it applies to (glob); empty means every one
+}
+
+// Recorded facts: what the profile selects that mcinit does not act on.
+type Recorded struct {
+	// KernelPackage is the nixpkgs attribute of boot.kernelPackages
+	// ("linuxPackages_latest").
+	KernelPackage string `toml:"kernel_package"`
+	// Firmware lists the firmware packages of hardware.firmware, as
+	// nixpkgs attribute paths.
+	Firmware []string `toml:"firmware"`
+	// RedistributableFirmware is hardware.enableRedistributableFirmware.
+	RedistributableFirmware bool `toml:"redistributable_firmware"`
+}
+
+// Provenance of an imported board.
+type Provenance struct {
+	Source     string `toml:"source"`     // "nixos-hardware" (the only importer so far)
+	Repository string `toml:"repository"` // where the checkout came from (URL of upstream or a fork); informational
+	Commit     string `toml:"commit"`     // the checkout's commit (hex SHA-1 or SHA-256)
+	Profile    string `toml:"profile"`    // profile path inside it ("pine64/pinebook-pro")
+}
+
+// Imported says whether the board carries provenance.
+func (p Provenance) Imported() bool { return p.Source != "" }
 
 // Rule is one way of recognising the board: either device-tree compatible
 // strings or DMI field patterns, never both. Every DMI field given must
@@ -89,7 +152,18 @@ type Module struct {
 	// (overlayfs, say) are loaded only after the decision selected
 	// development, so a production boot never has them. Empty means always.
 	Profile string `toml:"profile"`
+	// From names the NixOS option an imported module came from
+	// ("boot.initrd.kernelModules" or "boot.initrd.availableKernelModules");
+	// empty for hand-written entries. Re-imports and `mcinit boards diff`
+	// only touch entries that have it.
+	From string `toml:"from"`
 }
+
+// Module origins (Module.From).
+const (
+	FromInitrdKernelModules    = "boot.initrd.kernelModules"
+	FromInitrdAvailableModules = "boot.initrd.availableKernelModules"
+)
 
 // ModulesFor lists the board's modules a boot of profile needs ("" lists
 // the ones every boot loads before the decision).
@@ -137,6 +211,14 @@ var (
 	moduleRE   = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 	consoleRE  = regexp.MustCompile(`^[A-Za-z0-9_,.:/-]{1,64}$`)
 	firmwareRE = regexp.MustCompile(`^[A-Za-z0-9_.+,@-]+(/[A-Za-z0-9_.+,@-]+)*$`)
+	// A kernel parameter: no spaces (one word of the command line), no
+	// quotes (the kernel's quoting would change its meaning).
+	paramRE   = regexp.MustCompile(`^[A-Za-z0-9_.,:/=+@%-]{1,256}$`)
+	dtbRE     = regexp.MustCompile(`^[A-Za-z0-9_.,+-]+(/[A-Za-z0-9_.,+-]+)*$`)
+	globRE    = regexp.MustCompile(`^[A-Za-z0-9_.,+*?/\[\]-]{1,256}$`)
+	attrRE    = regexp.MustCompile(`^[A-Za-z0-9_.'"()+-]{1,256}$`)
+	commitRE  = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
+	profileRE = regexp.MustCompile(`^[A-Za-z0-9_.+-]+(/[A-Za-z0-9_.+-]+)*$`)
 )
 
 // Parse strictly parses one board file. filename is the file's base name
@@ -209,6 +291,18 @@ func parse(filename string, data []byte) (*Board, error) {
 		if len(m.Params) > maxParams || !printable(m.Params) {
 			return nil, fmt.Errorf("modules[%d].params: must be printable ASCII, at most %d bytes", i, maxParams)
 		}
+		if m.From != "" && m.From != FromInitrdKernelModules && m.From != FromInitrdAvailableModules {
+			return nil, fmt.Errorf("modules[%d].from: %q must be %q, %q or absent", i, m.From, FromInitrdKernelModules, FromInitrdAvailableModules)
+		}
+	}
+	if err := checkNames("system_modules", b.SystemModules, nil); err != nil {
+		return nil, err
+	}
+	if err := checkNames("blacklist", b.Blacklist, seen); err != nil {
+		return nil, err
+	}
+	if err := b.checkExtra(); err != nil {
+		return nil, err
 	}
 	q := b.Quirks
 	if q.RootWait < 0 || q.RootWait > MaxRootWait {
@@ -229,6 +323,98 @@ func parse(filename string, data []byte) (*Board, error) {
 		return nil, fmt.Errorf("notes: longer than %d bytes", maxNotes)
 	}
 	return &b, nil
+}
+
+// checkNames checks a list of module names: valid, no duplicates, and
+// none in forbidden (the modules /init loads, for the blacklist).
+func checkNames(field string, names []string, forbidden map[string]bool) error {
+	if len(names) > MaxModules {
+		return fmt.Errorf("%s: %d entries is more than %d", field, len(names), MaxModules)
+	}
+	seen := map[string]bool{}
+	for i, m := range names {
+		if len(m) > maxModuleName || !moduleRE.MatchString(m) {
+			return fmt.Errorf("%s[%d]: %q is not a module name", field, i, m)
+		}
+		n := NormalizeModule(m)
+		if seen[n] {
+			return fmt.Errorf("%s[%d]: %q is listed twice", field, i, m)
+		}
+		seen[n] = true
+		if forbidden[n] {
+			return fmt.Errorf("%s[%d]: %q is also in modules", field, i, m)
+		}
+	}
+	return nil
+}
+
+// checkExtra checks the fields imported from nixos-hardware.
+func (b *Board) checkExtra() error {
+	if len(b.KernelParams) > MaxParams {
+		return fmt.Errorf("kernel_params: %d entries is more than %d", len(b.KernelParams), MaxParams)
+	}
+	for i, p := range b.KernelParams {
+		if !paramRE.MatchString(p) {
+			return fmt.Errorf("kernel_params[%d]: %q is not one command-line word (letters, digits, _.,:/=+@%%-; at most 256 bytes)", i, p)
+		}
+	}
+	dt := b.DeviceTree
+	if dt.Name != "" && (len(dt.Name) > 256 || !dtbRE.MatchString(dt.Name) || hasDotDot(dt.Name)) {
+		return fmt.Errorf("device_tree.name: %q is not a relative .dtb path", dt.Name)
+	}
+	if err := checkGlob("device_tree.filter", dt.Filter); err != nil {
+		return err
+	}
+	if len(dt.Overlays) > MaxOverlays {
+		return fmt.Errorf("device_tree.overlays: %d entries is more than %d", len(dt.Overlays), MaxOverlays)
+	}
+	for i, o := range dt.Overlays {
+		if o.Name == "" || len(o.Name) > 256 || !printable(o.Name) {
+			return fmt.Errorf("device_tree.overlays[%d].name: must be printable ASCII, 1 to 256 bytes", i)
+		}
+		if err := checkGlob(fmt.Sprintf("device_tree.overlays[%d].filter", i), o.Filter); err != nil {
+			return err
+		}
+	}
+	r := b.Recorded
+	if r.KernelPackage != "" && !attrRE.MatchString(r.KernelPackage) {
+		return fmt.Errorf("recorded.kernel_package: %q is not a nixpkgs attribute path", r.KernelPackage)
+	}
+	if len(r.Firmware) > MaxFirmware {
+		return fmt.Errorf("recorded.firmware: %d entries is more than %d", len(r.Firmware), MaxFirmware)
+	}
+	for i, f := range r.Firmware {
+		if !attrRE.MatchString(f) {
+			return fmt.Errorf("recorded.firmware[%d]: %q is not a nixpkgs attribute path", i, f)
+		}
+	}
+	p := b.Provenance
+	switch {
+	case p == Provenance{}:
+		return nil
+	case p.Source != "nixos-hardware":
+		return fmt.Errorf("provenance.source: %q must be \"nixos-hardware\"", p.Source)
+	case !commitRE.MatchString(p.Commit):
+		return fmt.Errorf("provenance.commit: %q is not a lower-case hex commit id", p.Commit)
+	case len(p.Profile) > 256 || !profileRE.MatchString(p.Profile) || hasDotDot(p.Profile):
+		return fmt.Errorf("provenance.profile: %q is not a relative profile path", p.Profile)
+	case len(p.Repository) > 256 || !printable(p.Repository):
+		return fmt.Errorf("provenance.repository: must be printable ASCII, at most 256 bytes")
+	}
+	return nil
+}
+
+func checkGlob(field, g string) error {
+	if g == "" {
+		return nil
+	}
+	if !globRE.MatchString(g) {
+		return fmt.Errorf("%s: %q is not a file-name glob", field, g)
+	}
+	if _, err := path.Match(g, ""); err != nil {
+		return fmt.Errorf("%s: bad pattern %q: %v", field, g, err)
+	}
+	return nil
 }
 
 func (r *Rule) check() error {
