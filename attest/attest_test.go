@@ -200,3 +200,32 @@ func TestVerifyRejectsBadSequences(t *testing.T) {
 		t.Errorf("production with overlay root: err %v", err)
 	}
 }
+
+// TestVerifyLongIdentity: two units whose long identities differ only in
+// the last field (the UUID) produce different verdicts: the board event
+// carries the whole identity, or its digest when it is too long to carry.
+func TestVerifyLongIdentity(t *testing.T) {
+	nonce := []byte("fresh nonce 1234")
+	long := strings.Repeat("V", 600)
+	sums := map[string]bool{}
+	for _, id := range []string{
+		"source=dmi sys_vendor=\"" + long + "\" uuid=\"1\"", "source=dmi sys_vendor=\"" + long + "\" uuid=\"2\"",
+		"source=dmi sys_vendor=\"" + long + long + long + long + "\" uuid=\"1\"", "source=dmi sys_vendor=\"" + long + long + long + long + "\" uuid=\"2\"",
+	} {
+		b := bootFor(decide.Production)
+		b.Identity = id
+		ev, ak, _ := device(t, b.Events(), nonce)
+		v, err := Verify(ev, known(), nonce, ak)
+		if err != nil {
+			t.Fatalf("%d-byte identity: %v\n%+v", len(id), err, v.Checks)
+		}
+		verbatim := v.Identity == id
+		if !verbatim && (v.Identity != "" || len(id) < measure.MaxIdentity) {
+			t.Errorf("%d-byte identity: verdict identity %q", len(id), v.Identity)
+		}
+		if sums[v.IdentitySHA256] {
+			t.Errorf("%d-byte identity: same identity digest as another unit", len(id))
+		}
+		sums[v.IdentitySHA256] = true
+	}
+}

@@ -40,18 +40,21 @@ type Check struct {
 
 // Verdict is the verifier's answer, printed as JSON by `mcinit verify`.
 type Verdict struct {
-	Board         string   `json:"board"`
-	Identity      string   `json:"identity"`
-	Profile       string   `json:"profile"`
-	Request       string   `json:"request"`
-	Reason        string   `json:"reason"`
-	PolicyVersion uint64   `json:"policy_version"`
-	PolicyDigest  string   `json:"policy_digest"`
-	Root          string   `json:"root"`
-	RootHash      string   `json:"root_hash"`
-	Upper         string   `json:"upper,omitempty"`
-	PCR           int      `json:"pcr"`
-	Banks         []string `json:"banks"`
+	Board    string `json:"board"`
+	Identity string `json:"identity"` // empty when only its digest was measured
+	// IdentitySHA256 is the SHA-256 of the whole identity string, always set;
+	// an identity too long for the board event is measured only as this.
+	IdentitySHA256 string   `json:"identity_sha256"`
+	Profile        string   `json:"profile"`
+	Request        string   `json:"request"`
+	Reason         string   `json:"reason"`
+	PolicyVersion  uint64   `json:"policy_version"`
+	PolicyDigest   string   `json:"policy_digest"`
+	Root           string   `json:"root"`
+	RootHash       string   `json:"root_hash"`
+	Upper          string   `json:"upper,omitempty"`
+	PCR            int      `json:"pcr"`
+	Banks          []string `json:"banks"`
 	// IgnoredEvents counts events after the separator: replayed, never trusted.
 	IgnoredEvents int     `json:"ignored_events"`
 	Checks        []Check `json:"checks"`
@@ -335,12 +338,9 @@ func (v *Verdict) interpret(evs []measure.Event, known []KnownPolicy, pcr int) {
 	}
 	v.check("keyset", err, "")
 
-	fs, err := measure.Fields(byTag[measure.TagBoard].Data)
-	if err == nil && (len(fs) != 2 || fs[0][0] != "board" || fs[1][0] != "identity") {
-		err = errors.New("board event: want board and identity")
-	}
+	board, id, idSum, err := measure.BoardFields(byTag[measure.TagBoard].Data)
 	if v.check("board", err, "") {
-		v.Board, v.Identity = fs[0][1], fs[1][1]
+		v.Board, v.Identity, v.IdentitySHA256 = board, id, idSum
 	}
 
 	d, ok := measure.AllDecisionEvents()[string(byTag[measure.TagDecision].Data)]

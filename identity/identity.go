@@ -3,6 +3,8 @@
 package identity
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -23,7 +25,9 @@ const (
 
 // Bounds applied to every value taken from firmware.
 const (
-	// MaxField is the longest value kept, in bytes; longer values are cut.
+	// MaxField is the longest value kept, in bytes. A longer value keeps
+	// its head and ends in "~" and the SHA-256 of the whole value, so two
+	// values that differ only in their tails never look the same.
 	MaxField = 256
 	// MaxCompatible is the number of root compatible entries kept.
 	MaxCompatible = 16
@@ -134,13 +138,20 @@ func (id Identity) DeviceID() string {
 }
 
 // clean makes an untrusted firmware value safe: trailing NUL padding goes,
-// the value is cut to MaxField bytes, every byte outside printable ASCII
-// becomes '?', and surrounding spaces are trimmed.
+// every byte outside printable ASCII becomes '?', surrounding spaces are
+// trimmed, and a value over MaxField bytes becomes its head, "~" and the
+// hex SHA-256 of the whole (padding-free) value, at most MaxField bytes.
 func clean(s string) string {
 	s = strings.TrimRight(s, "\x00")
 	if len(s) > MaxField {
-		s = s[:MaxField]
+		sum := sha256.Sum256([]byte(s))
+		return sanitize(s[:MaxField-1-2*sha256.Size]) + "~" + hex.EncodeToString(sum[:])
 	}
+	return sanitize(s)
+}
+
+// sanitize replaces bytes outside printable ASCII with '?' and trims spaces.
+func sanitize(s string) string {
 	b := []byte(s)
 	for i, c := range b {
 		if c < 0x20 || c > 0x7e {

@@ -133,6 +133,18 @@ func TestSMBIOSEdgeCases(t *testing.T) {
 	if len(id.SysVendor) != MaxField {
 		t.Errorf("long vendor kept %d bytes, want %d", len(id.SysVendor), MaxField)
 	}
+	// A long value is never cut silently: its tail shows in the digest.
+	ep2, table2 := encodeSMBIOS(smbiosSpec{vendor: long[:999] + "y", product: "A\x01B\x7fC\xffD", serial: "  padded  "})
+	id2, err := FromSMBIOS(ep2, table2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id2.SysVendor == id.SysVendor || id2.String() == id.String() {
+		t.Errorf("vendors differing in byte 1000 give the same identity %q", id.SysVendor)
+	}
+	if !strings.HasPrefix(id.SysVendor, long[:MaxField-65]+"~") {
+		t.Errorf("long vendor %q: want its head, ~ and the digest", id.SysVendor)
+	}
 	if id.ProductName != "A?B?C?D" {
 		t.Errorf("control characters: got %q", id.ProductName)
 	}

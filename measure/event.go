@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -48,11 +49,18 @@ func (t Tag) String() string {
 	return fmt.Sprintf("tag-%#08x", uint32(t))
 }
 
-// MaxEventData bounds the data of one mcinit event.
-const MaxEventData = 4096
+// MaxEventData bounds the data of one mcinit event. The largest one /init
+// produces is a key set of 64 keys (about 4.5 KiB).
+const MaxEventData = 8192
 
-// maxValue bounds one value before escaping.
-const maxValue = 512
+// maxCause bounds the free-text cause of a failure event before escaping.
+// It is the only value ever cut: every other value is measured whole.
+const maxCause = 512
+
+// MaxIdentity is the longest escaped identity the board event carries
+// verbatim; a longer one is measured as its SHA-256 (identity-sha256), so
+// no part of it is ever left out.
+const MaxIdentity = 2048
 
 // SeparatorData is the data of the final event.
 const SeparatorData = "leave-initramfs"
@@ -94,12 +102,9 @@ func encode(tag Tag, fs ...field) Event {
 }
 
 // escape makes a value printable and newline-free: bytes outside 0x20-0x7E
-// and '%' become %XX (uppercase hex). Values longer than maxValue are cut;
-// every encoder goes through here, so the result stays canonical.
+// and '%' become %XX (uppercase hex). Every encoder goes through here, so
+// the result stays canonical. It never cuts a value.
 func escape(s string) string {
-	if len(s) > maxValue {
-		s = s[:maxValue]
-	}
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -160,9 +165,44 @@ func KeySetEvent(keyIDs []string, threshold int) Event {
 	return encode(TagKeySet, fs...)
 }
 
-// BoardEvent measures the matched board name and the identity's canonical string.
+// BoardEvent measures the matched board name and the identity's canonical
+// string, whole: verbatim when its escaped form fits MaxIdentity, otherwise
+// as identity-sha256, the SHA-256 of the whole string. Either way two
+// identities that differ anywhere give different events (never a cut).
 func BoardEvent(board, identity string) Event {
-	return encode(TagBoard, field{"board", board}, field{"identity", identity})
+	if len(escape(identity)) <= MaxIdentity {
+		return encode(TagBoard, field{"board", board}, field{"identity", identity})
+	}
+	d := sha256.Sum256([]byte(identity))
+	return encode(TagBoard, field{"board", board}, field{"identity-sha256", hex.EncodeToString(d[:])})
+}
+
+// BoardFields decodes a board event: the board name, and either the whole
+// identity or (for an identity too long to carry) the lowercase hex SHA-256
+// of it. It accepts exactly what BoardEvent produces.
+func BoardFields(data []byte) (board, identity, identitySHA256 string, err error) {
+	fs, err := Fields(data)
+	if err != nil {
+		return "", "", "", err
+	}
+	if len(fs) != 2 || fs[0][0] != "board" || (fs[1][0] != "identity" && fs[1][0] != "identity-sha256") {
+		return "", "", "", errors.New("board event: want board and identity or identity-sha256")
+	}
+	board = fs[0][1]
+	if fs[1][0] == "identity" {
+		identity = fs[1][1]
+		d := sha256.Sum256([]byte(identity))
+		identitySHA256 = hex.EncodeToString(d[:])
+	} else {
+		identitySHA256 = fs[1][1]
+	}
+	switch {
+	case identity != "" && len(escape(identity)) > MaxIdentity:
+		return "", "", "", errors.New("board event: identity too long to carry verbatim")
+	case len(identitySHA256) != 2*sha256.Size || strings.Trim(identitySHA256, "0123456789abcdef") != "":
+		return "", "", "", errors.New("board event: identity-sha256 is not 64 lowercase hex digits")
+	}
+	return board, identity, identitySHA256, nil
 }
 
 // DecisionEvent measures a boot decision. Only the three closed-set fields
@@ -232,6 +272,9 @@ func RootEvent(r Root) Event {
 // FailureEvent measures why /init refused to boot. The cause is free text,
 // escaped and cut to a bounded length.
 func FailureEvent(cause string) Event {
+	if len(cause) > maxCause {
+		cause = cause[:maxCause]
+	}
 	return encode(TagFailure, field{"cause", cause})
 }
 
