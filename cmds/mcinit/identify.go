@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -22,8 +23,12 @@ func runIdentify(args []string) error {
 	boardDir := fs.String("boards", "", "board files `DIR` (default: the built-in boards)")
 	generic := fs.Bool("allow-generic", false, "fall back to the generic board when none matches")
 	sysRoot := fs.String("root", "/", "system `ROOT` holding sys/ when reading this machine")
+	format := fs.String("format", "table", "output: table (for people), line (the canonical identity alone, for predict -identity and grants) or json")
 	if err := fs.Parse(args); err != nil {
 		return usagef("%v", err)
+	}
+	if *format != "table" && *format != "line" && *format != "json" {
+		return usagef("-format: %q is not table, line or json", *format)
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
@@ -49,18 +54,70 @@ func runIdentify(args []string) error {
 	if err != nil {
 		return err
 	}
+	if *format == "line" {
+		// Exactly what /init measures and predict -identity takes; no board
+		// matching, so it works for boards not yet described.
+		fmt.Println(id.String())
+		return nil
+	}
 	set, err := loadBoards(*boardDir)
 	if err != nil {
 		return err
 	}
-	printIdentity(id)
 	b, merr := set.Match(id, *generic)
+	if *format == "json" {
+		out := identityJSON(id)
+		if merr == nil {
+			out.Board = b.Name
+		}
+		j, err := json.MarshalIndent(out, "", "  ")
+		if err != nil {
+			return err
+		}
+		fmt.Println(string(j))
+		if merr != nil {
+			return rejected(merr)
+		}
+		return nil
+	}
+	printIdentity(id)
 	if merr != nil {
 		fmt.Printf("board:           (none)\n")
 		return rejected(merr)
 	}
 	fmt.Printf("board:           %s\n", b.Name)
 	return nil
+}
+
+// identifyOutput is identify's JSON form: the canonical line, its parts,
+// and the matching board ("" when none matches).
+type identifyOutput struct {
+	Identity       string   `json:"identity"`
+	Class          string   `json:"class"`
+	DeviceID       string   `json:"device_id"`
+	Source         string   `json:"source"`
+	Arch           string   `json:"arch"`
+	Compatible     []string `json:"compatible,omitempty"`
+	Model          string   `json:"model,omitempty"`
+	SysVendor      string   `json:"sys_vendor,omitempty"`
+	ProductName    string   `json:"product_name,omitempty"`
+	ProductVersion string   `json:"product_version,omitempty"`
+	ProductFamily  string   `json:"product_family,omitempty"`
+	ProductSKU     string   `json:"product_sku,omitempty"`
+	BoardVendor    string   `json:"board_vendor,omitempty"`
+	BoardName      string   `json:"board_name,omitempty"`
+	BoardVersion   string   `json:"board_version,omitempty"`
+	Serial         string   `json:"serial,omitempty"`
+	UUID           string   `json:"uuid,omitempty"`
+	Board          string   `json:"board"`
+}
+
+func identityJSON(id identity.Identity) identifyOutput {
+	return identifyOutput{Identity: id.String(), Class: id.Class(), DeviceID: id.DeviceID(),
+		Source: string(id.Source), Arch: id.Arch, Compatible: id.Compatible, Model: id.Model,
+		SysVendor: id.SysVendor, ProductName: id.ProductName, ProductVersion: id.ProductVersion,
+		ProductFamily: id.ProductFamily, ProductSKU: id.ProductSKU, BoardVendor: id.BoardVendor,
+		BoardName: id.BoardName, BoardVersion: id.BoardVersion, Serial: id.Serial, UUID: id.SystemUUID}
 }
 
 func loadBoards(dir string) (*boards.Set, error) {

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mcinit/mcinit/identity"
 )
 
 func identifyStdout(t *testing.T, args ...string) (string, error) {
@@ -81,4 +84,45 @@ func sumTo0(b []byte) byte {
 		s += c
 	}
 	return -s
+}
+
+// TestIdentifyFormats: -format line prints the canonical identity alone
+// (what /init measures, so `predict -identity "$(mcinit identify -format
+// line …)"` predicts the boot), -format json its parts and the board.
+func TestIdentifyFormats(t *testing.T) {
+	ep, _ := os.ReadFile(idTestdata + "qemu-q35-e2e.ep")
+	dmi, _ := os.ReadFile(idTestdata + "qemu-q35-e2e.dmi")
+	want, err := identity.FromSMBIOS(ep, dmi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables := t.TempDir()
+	os.WriteFile(filepath.Join(tables, "smbios_entry_point"), ep, 0o644)
+	os.WriteFile(filepath.Join(tables, "DMI"), dmi, 0o644)
+
+	line, err := identifyStdout(t, "-smbios", tables, "-format", "line")
+	if err != nil || line != want.String()+"\n" {
+		t.Errorf("-format line: %v\n%q\nwant %q", err, line, want.String())
+	}
+	if !strings.Contains(line, "product_family=") || !strings.Contains(line, "uuid=") {
+		t.Errorf("-format line lacks fields: %s", line)
+	}
+	table, _ := identifyStdout(t, "-smbios", tables)
+	if !strings.Contains(table, "identity:        "+want.String()+"\n") {
+		t.Errorf("table and line disagree:\n%s", table)
+	}
+
+	js, err := identifyStdout(t, "-smbios", tables, "-format", "json")
+	var got identifyOutput
+	if err != nil || json.Unmarshal([]byte(js), &got) != nil {
+		t.Fatalf("-format json: %v\n%s", err, js)
+	}
+	if got.Identity != want.String() || got.Board != "qemu-x86_64" || got.Serial != want.Serial ||
+		got.DeviceID != want.DeviceID() || got.Class != want.Class() || got.SysVendor != want.SysVendor {
+		t.Errorf("-format json: %+v", got)
+	}
+
+	if _, err := identifyStdout(t, "-smbios", tables, "-format", "yaml"); exitCode("identify", err) != exitUsage {
+		t.Errorf("-format yaml: %v", err)
+	}
 }
