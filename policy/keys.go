@@ -41,7 +41,7 @@ const (
 
 // PublicKey is one trusted verification key.
 type PublicKey struct {
-	ID   string // lowercase hex SHA-256 of the PKIX DER
+	ID   string // lowercase hex SHA-256 of the canonical PKIX DER
 	Alg  Alg
 	Name string // file name it was loaded from, for messages; may be empty
 	key  crypto.PublicKey
@@ -77,12 +77,20 @@ func ParsePublicKeyPEM(data []byte) (*PublicKey, error) {
 }
 
 // ParsePublicKeyDER parses a PKIX (SubjectPublicKeyInfo) DER public key.
+// The key ID is taken over the key's canonical DER (the parsed key marshalled
+// again), not over der: Go's parser accepts other encodings of one key (an
+// Ed25519 AlgorithmIdentifier with a NULL parameter, say), and one key must
+// never count as two signers.
 func ParsePublicKeyDER(der []byte) (*PublicKey, error) {
 	k, err := x509.ParsePKIXPublicKey(der)
 	if err != nil {
 		return nil, fmt.Errorf("public key: %w", err)
 	}
-	pk := &PublicKey{ID: KeyID(der), key: k}
+	canon, err := x509.MarshalPKIXPublicKey(k)
+	if err != nil {
+		return nil, fmt.Errorf("public key: %w", err)
+	}
+	pk := &PublicKey{ID: KeyID(canon), key: k}
 	switch k := k.(type) {
 	case ed25519.PublicKey:
 		pk.Alg = AlgEd25519
@@ -144,7 +152,7 @@ func NewKeySet(threshold int, keys ...*PublicKey) (*KeySet, error) {
 	ks := &KeySet{Threshold: threshold, keys: map[string]*PublicKey{}}
 	for _, k := range keys {
 		if prev, dup := ks.keys[k.ID]; dup {
-			return nil, fmt.Errorf("key set: duplicate key %s (%s and %s)", k.ID, prev.Name, k.Name)
+			return nil, fmt.Errorf("key set: %s and %s hold the same key %s", name(prev), name(k), k.ID)
 		}
 		ks.keys[k.ID] = k
 	}
@@ -155,6 +163,14 @@ func NewKeySet(threshold int, keys ...*PublicKey) (*KeySet, error) {
 		return nil, fmt.Errorf("key set: threshold %d is more than the %d keys", threshold, len(ks.keys))
 	}
 	return ks, nil
+}
+
+// name is the key's file name for messages.
+func name(k *PublicKey) string {
+	if k.Name == "" {
+		return "(unnamed)"
+	}
+	return k.Name
 }
 
 // Keys returns the trusted keys sorted by ID.
