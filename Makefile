@@ -10,7 +10,8 @@ FUZZTIME ?= 30s
 DEB_PACKAGES := qemu-system-x86 qemu-system-arm swtpm swtpm-tools tpm2-tools \
 	cryptsetup-bin cpio device-tree-compiler gdisk erofs-utils squashfs-tools \
 	busybox-static kmod e2fsprogs openssl dmidecode zstd gcc libssl-dev \
-	time dmsetup
+	time dmsetup \
+	ovmf qemu-efi-aarch64 systemd-boot-efi systemd sbsigntool osslsigncode mtools dosfstools
 
 .PHONY: all deps build test unit lint e2e demo fuzz bench initramfs clean
 
