@@ -267,6 +267,9 @@ func (p *Policy) validate(md toml.MetaData) error {
 		if !validBoardName(b) {
 			return fieldErr(fmt.Sprintf("boards[%d]", i), "%q is not a board name (1-%d of a-z 0-9 _ -)", b, maxNameLen)
 		}
+		if IsGenericBoard(b) {
+			return fieldErr(fmt.Sprintf("boards[%d]", i), "%q is the fallback for devices no board file matches; it is admitted only by allow_unknown_boards, never by boards", b)
+		}
 		if covered[b] {
 			return fieldErr(fmt.Sprintf("boards[%d]", i), "duplicate board %q", b)
 		}
@@ -293,7 +296,8 @@ func (p *Policy) coversName(covered map[string]bool) func(string) bool {
 
 // IsGenericBoard reports whether b is an architecture's fallback board
 // (generic-x86_64, generic-aarch64, ...), used for devices no board file
-// matches; the policy admits it only with allow_unknown_boards.
+// matches. It has one meaning: an unknown device. The policy admits it only
+// with allow_unknown_boards; `boards` cannot name it.
 func IsGenericBoard(b string) bool { return strings.HasPrefix(b, "generic-") }
 
 // Covers reports whether the policy admits the board.
@@ -301,12 +305,15 @@ func (p *Policy) Covers(board string) bool {
 	if board == "" {
 		return false
 	}
+	if IsGenericBoard(board) {
+		return p.AllowUnknownBoards
+	}
 	for _, b := range p.Boards {
 		if b == board {
 			return true
 		}
 	}
-	return p.AllowUnknownBoards && IsGenericBoard(board)
+	return false
 }
 
 func (pr *Production) validate() error {

@@ -60,6 +60,8 @@ func TestParseErrors(t *testing.T) {
 		{"no boards", "format = 1\nversion = 1\n" + root, "field boards: missing"},
 		{"bad board", "format = 1\nversion = 1\nboards=[\"Qemu\"]\n" + root, "field boards[0]"},
 		{"board trailing dash", "format = 1\nversion = 1\nboards=[\"a-\"]\n" + root, "field boards[0]"},
+		{"generic in boards", "format = 1\nversion = 1\nboards=[\"qemu-x86_64\", \"generic-x86_64\"]\n" + root, "field boards[1]: \"generic-x86_64\" is the fallback"},
+		{"generic in boards, unknown allowed", "format = 1\nversion = 1\nallow_unknown_boards = true\nboards=[\"generic-aarch64\"]\n" + root, "field boards[0]: \"generic-aarch64\" is the fallback"},
 		{"dup board", "format = 1\nversion = 1\nboards=[\"a\",\"a\"]\n" + root, "field boards[1]: duplicate"},
 		{"board wrong type", "format = 1\nversion = 1\nboards=[1]\n" + root, `"boards"`},
 		{"unknown top", head + "colour = 1\n" + root, "unknown field colour"},
@@ -117,7 +119,7 @@ func TestParseAccepts(t *testing.T) {
 	for _, doc := range []string{
 		minimal,
 		minimal + "[production]\n",
-		"format = 1\nversion = 0\nboards = [\"generic-x86_64\"]\nallow_unknown_boards = true\npcr = 15\n[[production.root]]\nhash_algorithm = \"sha512\"\nroot_hash = \"" + hash + "\"\nsalt = \"00ff\"\ndata_blocks = 2048\n[development]\nallow_boards = [\"generic-aarch64\"]\nupper = \"partition\"\nupper_partlabel = \"dev-upper\"\ncreate_upper = true\n",
+		"format = 1\nversion = 0\nboards = [\"qemu-x86_64\"]\nallow_unknown_boards = true\npcr = 15\n[[production.root]]\nhash_algorithm = \"sha512\"\nroot_hash = \"" + hash + "\"\nsalt = \"00ff\"\ndata_blocks = 2048\n[development]\nallow_boards = [\"generic-aarch64\"]\nupper = \"partition\"\nupper_partlabel = \"dev-upper\"\ncreate_upper = true\n",
 	} {
 		if _, err := Parse([]byte(doc)); err != nil {
 			t.Errorf("%v\n%s", err, doc)
@@ -165,5 +167,19 @@ func TestParseDeepNesting(t *testing.T) {
 		"[[development.allow_devices]]\nboard = \"qemu-x86_64\"\ndevice_id = \"[[[[[[[[[[[[...........\\\"[[[[\"\n"
 	if _, err := Parse([]byte(doc)); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestCoversGeneric: a generic board means "unknown device" and nothing
+// else: only allow_unknown_boards admits it, even in a Policy built by hand
+// with the name in Boards (issue 11 item 6).
+func TestCoversGeneric(t *testing.T) {
+	p := &Policy{Boards: []string{"qemu-x86_64", "generic-x86_64"}}
+	if p.Covers("generic-x86_64") {
+		t.Error("generic-x86_64 listed in boards is covered without allow_unknown_boards")
+	}
+	p.AllowUnknownBoards = true
+	if !p.Covers("generic-x86_64") || !p.Covers("generic-aarch64") || p.Covers("rpi4") {
+		t.Error("allow_unknown_boards: wrong coverage")
 	}
 }

@@ -31,12 +31,12 @@ for k in a b c; do cp "release-$k.pub" "keys/release-$k.pem"; done
 echo 'threshold = 2' >keys/keyset.toml
 echo "keys/: $(ls keys | tr '\n' ' ')  (keyset.toml: threshold = 2)"
 
-say "2. A policy covering two QEMU boards and the generic x86_64 board"
+say "2. A policy covering two QEMU boards; unknown machines (generic boards) refused"
 cat >policy.toml <<'POLICY'
 format = 1
 version = 7
-boards = ["qemu-x86_64", "qemu-aarch64-virt", "generic-x86_64"]
-allow_unknown_boards = true
+boards = ["qemu-x86_64", "qemu-aarch64-virt"]
+allow_unknown_boards = false
 
 [production]
 verity_error = "restart"
@@ -103,7 +103,7 @@ scenario "aarch64 virt board (development allowed for the board)" "${P[@]}" -boa
 scenario "aarch64: conflicting repeated flags" "${P[@]}" -board qemu-aarch64-virt -cmdline "mcinit.profile=development mcinit.profile=production"
 scenario "aarch64: malformed value" "${P[@]}" -board qemu-aarch64-virt -cmdline "mcinit.profile=dev"
 scenario "aarch64: the flag after -- belongs to init, not mcinit" "${P[@]}" -board qemu-aarch64-virt -cmdline "ro -- mcinit.profile=development"
-scenario "unknown x86 machine on the generic board" "${P[@]}" -board generic-x86_64 -cmdline "mcinit.profile=development"
+scenario "unknown x86 machine (generic board, not allowed)" "${P[@]}" -board generic-x86_64 -cmdline "mcinit.profile=development"
 scenario "board the policy does not cover" "${P[@]}" -board rpi4 -cmdline ""
 scenario "rollback: TPM floor is 8, policy is version 7" -policy policy.toml -floor 8 -board qemu-x86_64
 scenario "tampered policy (x86 added to allow_boards)" -policy tampered.toml -floor 7 -board qemu-x86_64 -cmdline "mcinit.profile=development"

@@ -151,3 +151,53 @@ func TestPolicyResettablePCR(t *testing.T) {
 		}
 	}
 }
+
+// TestDecideGenericBoard: `mcinit decide -board generic-x86_64` boots only
+// under allow_unknown_boards. A policy naming a generic board in `boards`
+// (the old sample's setup) is refused by sign, verify and decide.
+func TestDecideGenericBoard(t *testing.T) {
+	dir := t.TempDir()
+	in := func(n string) string { return filepath.Join(dir, n) }
+	code := func(name string, args ...string) int {
+		t.Helper()
+		return exitCode(name, verbs[name].run(args))
+	}
+	if c := code("keygen", "-out", in("a")); c != exitOK {
+		t.Fatalf("keygen: exit %d", c)
+	}
+	keys := in("keys")
+	os.Mkdir(keys, 0o755)
+	pub, _ := os.ReadFile(in("a.pub"))
+	os.WriteFile(filepath.Join(keys, "a.pem"), pub, 0o644)
+	os.WriteFile(filepath.Join(keys, "keyset.toml"), []byte("threshold = 1\n"), 0o644)
+	kb, _ := os.ReadFile(in("a.key"))
+	priv, err := policy.ParsePrivateKeyPEM(kb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, head string) string {
+		p := in(name)
+		doc := []byte("format = 1\nversion = 1\n" + head + "\n[[production.root]]\nroot_hash = \"" + strings.Repeat("0", 64) + "\"\ndata_blocks = 1\n")
+		os.WriteFile(p, doc, 0o644)
+		sig, err := policy.Sign(priv, doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(p+".sig", policy.FormatSignatures([]policy.Signature{sig}), 0o644)
+		return p
+	}
+	for _, tc := range []struct {
+		name, head string
+		want       int
+	}{
+		{"listed, unknown not allowed", `boards = ["qemu-x86_64", "generic-x86_64"]` + "\nallow_unknown_boards = false", exitRejected},
+		{"listed, unknown allowed", `boards = ["generic-x86_64"]` + "\nallow_unknown_boards = true", exitRejected},
+		{"not listed, unknown not allowed", `boards = ["qemu-x86_64"]`, exitRejected},
+		{"not listed, unknown allowed", `boards = ["qemu-x86_64"]` + "\nallow_unknown_boards = true", exitOK},
+	} {
+		p := write(strings.ReplaceAll(tc.name, " ", "_")+".toml", tc.head)
+		if c := code("decide", "-policy", p, "-keys", keys, "-board", "generic-x86_64"); c != tc.want {
+			t.Errorf("%s: decide -board generic-x86_64: exit %d, want %d", tc.name, c, tc.want)
+		}
+	}
+}
