@@ -243,7 +243,16 @@ func (r *reader) u16(what string) (uint16, error) {
 // naming supported banks without duplicates, then TCG_PCR_EVENT2 records
 // whose digests list exactly those banks in that order. Anything else,
 // including trailing bytes, is an error that names the offset.
-func ParseLog(b []byte) (*Log, error) {
+func ParseLog(b []byte) (*Log, error) { return parseLog(b, false) }
+
+// ParseFirmwareLog parses a firmware's log as Linux exposes it
+// (/sys/kernel/security/tpm0/binary_bios_measurements) with the same
+// strict rules, except that EV_NO_ACTION records may follow the header
+// (firmware logs carry StartupLocality and similar informational records).
+// They are kept in Records and never replayed.
+func ParseFirmwareLog(b []byte) (*Log, error) { return parseLog(b, true) }
+
+func parseLog(b []byte, firmware bool) (*Log, error) {
 	if len(b) > MaxLogSize {
 		return nil, fmt.Errorf("event log: %d bytes, more than %d", len(b), MaxLogSize)
 	}
@@ -269,7 +278,7 @@ func ParseLog(b []byte) (*Log, error) {
 		if len(l.Records) == MaxLogRecords {
 			return nil, fmt.Errorf("event log: more than %d records", MaxLogRecords)
 		}
-		rec, err := parseRecord(r, banks)
+		rec, err := parseRecord(r, banks, firmware)
 		if err != nil {
 			return nil, fmt.Errorf("event log record %d: %w", len(l.Records)+1, err)
 		}
@@ -329,7 +338,7 @@ func parseSpecID(s []byte) ([]crypto.Hash, error) {
 	return banks, nil
 }
 
-func parseRecord(r *reader, banks []crypto.Hash) (LogRecord, error) {
+func parseRecord(r *reader, banks []crypto.Hash, allowNoAction bool) (LogRecord, error) {
 	var rec LogRecord
 	var err error
 	if rec.PCR, err = r.u32("pcrIndex"); err != nil {
@@ -341,7 +350,7 @@ func parseRecord(r *reader, banks []crypto.Hash) (LogRecord, error) {
 	if rec.Type, err = r.u32("eventType"); err != nil {
 		return rec, err
 	}
-	if rec.Type == EvNoAction {
+	if rec.Type == EvNoAction && !allowNoAction {
 		return rec, errors.New("EV_NO_ACTION after the header")
 	}
 	n, err := r.u32("digest count")
@@ -379,12 +388,13 @@ func parseRecord(r *reader, banks []crypto.Hash) (LogRecord, error) {
 }
 
 // Replay extends every record of pcr, in order, into a zeroed PCR per bank.
+// EV_NO_ACTION records are never extended.
 func (l *Log) Replay(pcr int) map[crypto.Hash][]byte {
 	out := map[crypto.Hash][]byte{}
 	for i, h := range l.Banks {
 		v := make([]byte, h.Size())
 		for _, rec := range l.Records {
-			if int(rec.PCR) == pcr {
+			if int(rec.PCR) == pcr && rec.Type != EvNoAction {
 				v = Extend(h, v, rec.Digests[i])
 			}
 		}
