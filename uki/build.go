@@ -152,3 +152,30 @@ func Build(in Inputs) ([]byte, error) {
 }
 
 func pow2(v uint32) bool { return v != 0 && v&(v-1) == 0 }
+
+// StubDir is where Debian's systemd-boot-efi package installs the stubs.
+const StubDir = "/usr/lib/systemd/boot/efi"
+
+// StubName returns the file name of systemd's UKI stub for a Go
+// architecture (amd64, arm64), and the PE machine type it must carry.
+func StubName(goarch string) (name string, machine uint16, err error) {
+	switch goarch {
+	case "amd64":
+		return "linuxx64.efi.stub", 0x8664, nil
+	case "arm64":
+		return "linuxaa64.efi.stub", 0xaa64, nil
+	}
+	return "", 0, fmt.Errorf("uki: no stub for architecture %q (amd64 or arm64)", goarch)
+}
+
+// RemovableMediaPath returns the ESP path UEFI firmware boots without a
+// boot entry (UEFI specification, "removable media boot behavior").
+func RemovableMediaPath(goarch string) (string, error) {
+	switch goarch {
+	case "amd64":
+		return "EFI/BOOT/BOOTX64.EFI", nil
+	case "arm64":
+		return "EFI/BOOT/BOOTAA64.EFI", nil
+	}
+	return "", fmt.Errorf("uki: no removable-media path for architecture %q", goarch)
+}

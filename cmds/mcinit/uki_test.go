@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mcinit/mcinit/uki"
+)
+
+func TestUKIVerb(t *testing.T) {
+	dir := t.TempDir()
+	p := func(n string) string { return filepath.Join(dir, n) }
+	kernel := append([]byte("MZ"), bytes.Repeat([]byte("not a real kernel"), 1000)...)
+	os.WriteFile(p("vmlinuz"), kernel, 0o644)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(kernel)
+	zw.Close()
+	os.WriteFile(p("vmlinuz.gz"), gz.Bytes(), 0o644)
+	os.WriteFile(p("initrd"), []byte("070701 initramfs"), 0o644)
+	os.WriteFile(p("os-release"), []byte("ID=mcinit\n"), 0o644)
+	cmdline := "console=ttyS0  quiet mcinit.profile=development "
+
+	for _, arch := range []string{"amd64", "arm64"} {
+		t.Run(arch, func(t *testing.T) {
+			k := p("vmlinuz")
+			if arch == "arm64" {
+				k = p("vmlinuz.gz") // Debian's arm64 vmlinuz is gzip
+			}
+			args := []string{"-arch", arch, "-kernel", k, "-initramfs", p("initrd"), "-osrel", p("os-release"), "-cmdline", cmdline}
+			if err := runUKI(append(args, "-o", p(arch+"-1.efi"))); err != nil {
+				t.Fatal(err)
+			}
+			if err := runUKI(append(args, "-o", p(arch+"-2.efi"))); err != nil {
+				t.Fatal(err)
+			}
+			a, _ := os.ReadFile(p(arch + "-1.efi"))
+			b, _ := os.ReadFile(p(arch + "-2.efi"))
+			if !bytes.Equal(a, b) {
+				t.Fatal("two builds differ")
+			}
+			f, err := uki.Parse(a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]uint16{"amd64": 0x8664, "arm64": 0xaa64}[arch]
+			if f.Machine != want {
+				t.Errorf("machine %#x, want %#x", f.Machine, want)
+			}
+			for name, w := range map[string][]byte{".cmdline": []byte(cmdline), ".linux": kernel, ".osrel": []byte("ID=mcinit\n")} {
+				s, ok := f.Section(name)
+				if !ok || !bytes.Equal(f.Data(s), w) {
+					t.Errorf("%s not verbatim", name)
+				}
+			}
+		})
+	}
+
+	// Signed: sbverify accepts it with the certificate.
+	key, cert := p("k.pem"), p("c.pem")
+	if o, err := exec.Command("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "30", "-subj", "/CN=uki verb").CombinedOutput(); err != nil {
+		t.Fatalf("openssl: %v\n%s", err, o)
+	}
+	if err := runUKI([]string{"-arch", "amd64", "-kernel", p("vmlinuz"), "-initramfs", p("initrd"), "-cmdline", "x", "-sign-key", key, "-sign-cert", cert, "-o", p("signed.efi")}); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := exec.Command("sbverify", "--cert", cert, p("signed.efi")).CombinedOutput(); err != nil {
+		t.Fatalf("sbverify: %v\n%s", err, o)
+	}
+
+	// Usage errors exit 2; a non-EFI kernel is an error naming the cause.
+	var ue usageError
+	if err := runUKI([]string{"-kernel", p("vmlinuz"), "-o", p("x.efi")}); !errors.As(err, &ue) {
+		t.Errorf("missing flags: %v", err)
+	}
+	os.WriteFile(p("notefi"), []byte("\x7fELF"), 0o644)
+	err := runUKI([]string{"-arch", "amd64", "-kernel", p("notefi"), "-initramfs", p("initrd"), "-cmdline", "x", "-o", p("x.efi")})
+	if err == nil || !strings.Contains(err.Error(), "not an EFI application") {
+		t.Errorf("ELF kernel: %v", err)
+	}
+	err = runUKI([]string{"-arch", "arm64", "-stub", uki.StubDir + "/linuxx64.efi.stub", "-kernel", p("vmlinuz"), "-initramfs", p("initrd"), "-cmdline", "x", "-o", p("x.efi")})
+	if err == nil || !strings.Contains(err.Error(), "not arm64") {
+		t.Errorf("x86 stub for arm64: %v", err)
+	}
+}
