@@ -11,7 +11,8 @@ DEB_PACKAGES := qemu-system-x86 qemu-system-arm swtpm swtpm-tools tpm2-tools \
 	cryptsetup-bin cpio device-tree-compiler gdisk erofs-utils squashfs-tools \
 	busybox-static kmod e2fsprogs openssl dmidecode zstd gcc libssl-dev \
 	time dmsetup \
-	ovmf qemu-efi-aarch64 systemd-boot-efi systemd sbsigntool osslsigncode mtools dosfstools
+	ovmf qemu-efi-aarch64 systemd-boot-efi systemd sbsigntool osslsigncode mtools dosfstools \
+	nix-bin
 
 .PHONY: all deps build test unit lint e2e demo fuzz bench initramfs clean
 

@@ -1,0 +1,4 @@
+{ lib, ... }:
+{
+  services.thermald.enable = lib.mkDefault true;
+}
