@@ -100,6 +100,9 @@ type Partition struct {
 	// to leave it unformatted (zeros, or Content).
 	Format  string
 	Content []byte // raw bytes written at the partition's start
+	// Files are the files of a VFAT partition, by slash-separated path
+	// (see ESP).
+	Files map[string][]byte
 }
 
 // PartInfo describes one partition of a built disk.
@@ -248,13 +251,28 @@ func Build(spec Spec, out string) (*Result, error) {
 				return nil, fmt.Errorf("diskimage: extra partition %q: %q is not a UUID", x.Label, u)
 			}
 		}
+		size := max(x.Size, int64(len(x.Content)), 1)
+		if x.Format == VFAT && x.Size == 0 {
+			size = fatSize(x.Files)
+		}
 		p := part{info: PartInfo{Label: x.Label, TypeUUID: x.TypeUUID, PartUUID: x.PartUUID,
-			Size: roundUp(max(x.Size, int64(len(x.Content)), 1), align)}, raw: x.Content}
+			Size: roundUp(size, align)}, raw: x.Content}
 		if p.info.PartUUID == "" {
 			p.info.PartUUID = derivedUUID(rootID, "extra:"+x.Label)
 		}
+		if len(x.Files) > 0 && x.Format != VFAT {
+			return nil, fmt.Errorf("diskimage: extra partition %q: Files need Format %q", x.Label, VFAT)
+		}
 		switch x.Format {
 		case "":
+		case VFAT:
+			if len(x.Content) > 0 {
+				return nil, fmt.Errorf("diskimage: extra partition %q: Content and Format are exclusive", x.Label)
+			}
+			p.img = filepath.Join(tmp, fmt.Sprintf("extra%d.img", i))
+			if err := makeFAT(p.img, x.Label, p.info.Size, x.Files); err != nil {
+				return nil, err
+			}
 		case Ext4:
 			if len(x.Content) > 0 {
 				return nil, fmt.Errorf("diskimage: extra partition %q: Content and Format are exclusive", x.Label)
@@ -264,7 +282,7 @@ func Build(spec Spec, out string) (*Result, error) {
 				return nil, err
 			}
 		default:
-			return nil, fmt.Errorf("diskimage: extra partition %q: unknown format %q (want ext4 or empty)", x.Label, x.Format)
+			return nil, fmt.Errorf("diskimage: extra partition %q: unknown format %q (want ext4, vfat or empty)", x.Label, x.Format)
 		}
 		parts = append(parts, p)
 	}

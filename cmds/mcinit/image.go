@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/mcinit/mcinit/diskimage"
+	"github.com/mcinit/mcinit/uki"
 )
 
 func init() {
@@ -55,9 +56,10 @@ func runImage(args []string) error {
 	upperSize := fs.String("upper-size", "64M", "size of the upper partition")
 	upperFormat := fs.String("upper-format", diskimage.Ext4, "upper partition format: ext4, or none to leave it unformatted")
 	fs.Var(&raws, "raw", "LABEL=FILE: add a partition holding FILE's raw bytes (repeatable)")
+	ukiPath := fs.String("uki", "", "add an EFI System Partition (FAT) holding this UKI at \\EFI\\BOOT\\BOOTX64.EFI (amd64) or BOOTAA64.EFI (arm64), the path firmware boots without a boot entry")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: mcinit image -arch amd64|arm64 -out disk.img [-verity] [-fs erofs|ext4] [-upper-label L -upper-size 64M] [-salt HEX -uuid U] [-root-dir DIR | -root-tar FILE | -testinit BIN -add /path=FILE ...]")
+		fmt.Fprintln(fs.Output(), "usage: mcinit image -arch amd64|arm64 -out disk.img [-verity] [-fs erofs|ext4] [-upper-label L -upper-size 64M] [-uki UKI.efi] [-salt HEX -uuid U] [-root-dir DIR | -root-tar FILE | -testinit BIN -add /path=FILE ...]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -115,6 +117,17 @@ func runImage(args []string) error {
 			return fmt.Errorf("-raw %s: %w", r[0], err)
 		}
 		spec.Extra = append(spec.Extra, diskimage.Partition{Label: r[0], Content: b})
+	}
+	if *ukiPath != "" {
+		b, err := os.ReadFile(*ukiPath)
+		if err != nil {
+			return fmt.Errorf("-uki: %w", err)
+		}
+		dst, err := uki.RemovableMediaPath(goarch)
+		if err != nil {
+			return usagef("-uki: %v", err)
+		}
+		spec.Extra = append(spec.Extra, diskimage.ESP(map[string][]byte{dst: b}))
 	}
 
 	tmp, err := os.MkdirTemp("", "mcinit-image-")

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -87,5 +88,39 @@ func TestUKIVerb(t *testing.T) {
 	err = runUKI([]string{"-arch", "arm64", "-stub", uki.StubDir + "/linuxx64.efi.stub", "-kernel", p("vmlinuz"), "-initramfs", p("initrd"), "-cmdline", "x", "-o", p("x.efi")})
 	if err == nil || !strings.Contains(err.Error(), "not arm64") {
 		t.Errorf("x86 stub for arm64: %v", err)
+	}
+}
+
+func TestImageVerbUKI(t *testing.T) {
+	dir := t.TempDir()
+	init := filepath.Join(dir, "testinit")
+	os.WriteFile(init, []byte("stand-in"), 0o755)
+	efi := filepath.Join(dir, "uki.efi")
+	os.WriteFile(efi, []byte("MZ pretend UKI"), 0o644)
+	disk := filepath.Join(dir, "disk.img")
+	out, err := imageStdout(t, "-arch", "arm64", "-out", disk, "-verity", "-testinit", init, "-uki", efi, "-json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, `"TypeUUID": "c12a7328-f81f-11d2-ba4b-00a0c93ec93b"`) {
+		t.Fatalf("no ESP in %s", out)
+	}
+	// The ESP is the last partition; read BOOTAA64.EFI back with mtools.
+	o, err := exec.Command("sgdisk", "-i", "3", disk).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first int64
+	for _, l := range strings.Split(string(o), "\n") {
+		if v, ok := strings.CutPrefix(l, "First sector: "); ok {
+			first, _ = strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+		}
+	}
+	got := filepath.Join(dir, "got.efi")
+	if o, err := exec.Command("mcopy", "-i", disk+"@@"+strconv.FormatInt(first*512, 10), "::/EFI/BOOT/BOOTAA64.EFI", got).CombinedOutput(); err != nil {
+		t.Fatalf("mcopy: %v\n%s", err, o)
+	}
+	if b, _ := os.ReadFile(got); string(b) != "MZ pretend UKI" {
+		t.Fatalf("BOOTAA64.EFI = %q", b)
 	}
 }
