@@ -177,6 +177,22 @@ func (b *Board) ModulesFor(profile string) []Module {
 	return out
 }
 
+// MissingParams lists the board's kernel parameters that are not words of
+// the command line (the kernel's quotes around a word are ignored).
+func (b *Board) MissingParams(cmdline string) []string {
+	have := map[string]bool{}
+	for _, w := range strings.Fields(cmdline) {
+		have[strings.ReplaceAll(w, `"`, "")] = true
+	}
+	var out []string
+	for _, p := range b.KernelParams {
+		if !have[p] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // Quirks are the board's special needs at boot.
 type Quirks struct {
 	// RootWait is how many seconds /init waits for the root device to

@@ -49,7 +49,7 @@ func TestShipped(t *testing.T) {
 	for _, b := range s.Boards() {
 		names = append(names, b.Name)
 	}
-	want := "generic-aarch64 generic-x86_64 intel-nuc lenovo-thinkpad-x1-carbon nxp-imx8mp-evk nxp-imx8mq-evk pine64-pinebook-pro qemu-aarch64-virt qemu-x86_64 raspberrypi-4b"
+	want := "generic-aarch64 generic-x86_64 intel-nuc intel-nuc-8i7beh lenovo-thinkpad-x1-11th-gen lenovo-thinkpad-x1-carbon nxp-imx8mp-evk nxp-imx8mq-evk pine64-pinebook-pro qemu-aarch64-virt qemu-x86_64 raspberrypi-4b"
 	if got := strings.Join(names, " "); got != want {
 		t.Errorf("shipped boards:\n got %s\nwant %s", got, want)
 	}
@@ -77,6 +77,10 @@ func TestMatchShippedIdentities(t *testing.T) {
 		{identity.Identity{Source: identity.SourceDMI, Arch: "amd64", SysVendor: "LENOVO", ProductVersion: "ThinkPad X1 Carbon 3rd"}, "lenovo-thinkpad-x1-carbon"},
 		{identity.Identity{Source: identity.SourceDMI, Arch: "amd64", SysVendor: "Intel(R) Client Systems", ProductName: "NUC11PAHi5", ProductFamily: "Intel NUC"}, "intel-nuc"},
 		{identity.Identity{Source: identity.SourceDMI, Arch: "amd64", SysVendor: "Intel Corporation", BoardName: "NUC5i5RYB"}, "intel-nuc"},
+		// Model boards imported from nixos-hardware beat the family ones.
+		{identity.Identity{Source: identity.SourceDMI, Arch: "amd64", SysVendor: "LENOVO", ProductName: "21HM004GGE", ProductFamily: "ThinkPad X1 Carbon Gen 11"}, "lenovo-thinkpad-x1-11th-gen"},
+		{identity.Identity{Source: identity.SourceDMI, Arch: "amd64", SysVendor: "Intel Corporation", ProductName: "NUC8i7BEH", BoardName: "NUC8BEB"}, "intel-nuc-8i7beh"},
+		{identity.Identity{Source: identity.SourceDMI, Arch: "amd64", SysVendor: "Intel(R) Client Systems", ProductName: "NUC8i7BEH", ProductFamily: "Intel NUC"}, "intel-nuc-8i7beh"},
 	} {
 		b, err := s.Match(c.id, false)
 		if err != nil || b.Name != c.want {

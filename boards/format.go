@@ -71,7 +71,9 @@ func Format(b *Board) []byte {
 		}
 	}
 	q := b.Quirks
-	w.WriteString("\n[quirks]\n")
+	if q.RootWait != 0 || q.Console != "" || len(q.Firmware) > 0 {
+		w.WriteString("\n[quirks]\n")
+	}
 	if q.RootWait != 0 {
 		kv("root_wait", strconv.Itoa(q.RootWait))
 	}

@@ -120,3 +120,11 @@ func FuzzFormat(f *testing.F) {
 		}
 	})
 }
+
+func TestMissingParams(t *testing.T) {
+	b := &boards.Board{KernelParams: []string{"console=ttyS2,1500000", "cma=64M", "quiet"}}
+	got := b.MissingParams(`BOOT_IMAGE=/vmlinuz "console=ttyS2,1500000" quiet  mcinit.debug`)
+	if !reflect.DeepEqual(got, []string{"cma=64M"}) {
+		t.Errorf("MissingParams = %v", got)
+	}
+}

@@ -41,16 +41,18 @@ func modRoot(t testing.TB, arch, pkg string) string {
 // kernelsFor names the Debian kernel packages each shipped board is meant
 // for: real hardware uses the full kernels, QEMU boards the cloud ones.
 var kernelsFor = map[string][][2]string{
-	"qemu-x86_64":               {{"amd64", "linux-image-cloud-amd64"}, {"amd64", "linux-image-amd64"}},
-	"qemu-aarch64-virt":         {{"arm64", "linux-image-cloud-arm64"}},
-	"generic-x86_64":            {{"amd64", "linux-image-amd64"}},
-	"generic-aarch64":           {{"arm64", "linux-image-arm64"}, {"arm64", "linux-image-cloud-arm64"}},
-	"intel-nuc":                 {{"amd64", "linux-image-amd64"}},
-	"lenovo-thinkpad-x1-carbon": {{"amd64", "linux-image-amd64"}},
-	"nxp-imx8mq-evk":            {{"arm64", "linux-image-arm64"}},
-	"nxp-imx8mp-evk":            {{"arm64", "linux-image-arm64"}},
-	"raspberrypi-4b":            {{"arm64", "linux-image-arm64"}},
-	"pine64-pinebook-pro":       {{"arm64", "linux-image-arm64"}},
+	"qemu-x86_64":                 {{"amd64", "linux-image-cloud-amd64"}, {"amd64", "linux-image-amd64"}},
+	"qemu-aarch64-virt":           {{"arm64", "linux-image-cloud-arm64"}},
+	"generic-x86_64":              {{"amd64", "linux-image-amd64"}},
+	"generic-aarch64":             {{"arm64", "linux-image-arm64"}, {"arm64", "linux-image-cloud-arm64"}},
+	"intel-nuc":                   {{"amd64", "linux-image-amd64"}},
+	"intel-nuc-8i7beh":            {{"amd64", "linux-image-amd64"}},
+	"lenovo-thinkpad-x1-11th-gen": {{"amd64", "linux-image-amd64"}},
+	"lenovo-thinkpad-x1-carbon":   {{"amd64", "linux-image-amd64"}},
+	"nxp-imx8mq-evk":              {{"arm64", "linux-image-arm64"}},
+	"nxp-imx8mp-evk":              {{"arm64", "linux-image-arm64"}},
+	"raspberrypi-4b":              {{"arm64", "linux-image-arm64"}},
+	"pine64-pinebook-pro":         {{"arm64", "linux-image-arm64"}},
 }
 
 func names(ms []boards.Module) []string {
@@ -90,6 +92,9 @@ func TestShippedBoardModulesExist(t *testing.T) {
 			if err != nil {
 				t.Errorf("board %s on %s: %v", b.Name, k[1], err)
 				continue
+			}
+			if _, err := tr.Resolve(b.SystemModules); err != nil {
+				t.Errorf("board %s on %s: system_modules: %v", b.Name, k[1], err)
 			}
 			t.Logf("board %s on %s: %d module files", b.Name, k[1], len(paths))
 		}

@@ -11,7 +11,8 @@ import (
 // with From set) are replaced by the profile's initrd modules, and
 // system_modules, blacklist, kernel_params, device_tree, recorded and
 // provenance are replaced. Hand-written modules, match rules, quirks and
-// notes stay. A profile module already listed by hand is not repeated.
+// notes stay. A module listed by hand that the profile lists too becomes
+// an imported entry in its place (keeping its parameters).
 // Unresolved options leave the board's current value, so a re-import never
 // loses what it cannot evaluate.
 func Apply(b *boards.Board, f *Facts, prov boards.Provenance) {
@@ -19,27 +20,41 @@ func Apply(b *boards.Board, f *Facts, prov boards.Provenance) {
 	for _, u := range f.Unresolved {
 		unresolved[u.Option] = true
 	}
-	var kept []boards.Module
-	have := map[string]bool{}
-	for _, m := range b.Modules {
-		if m.From == "" || unresolved[m.From] {
-			kept = append(kept, m)
-			have[boards.NormalizeModule(m.Name)] = true
+	// Profile modules by normalized name, first option first.
+	from := map[string]string{}
+	var order []boards.Module
+	for _, l := range []struct {
+		opt   string
+		names []string
+	}{{OptInitrdKernelModules, f.InitrdKernelModules}, {OptInitrdAvailableModules, f.InitrdAvailableModules}} {
+		if unresolved[l.opt] {
+			continue
 		}
-	}
-	add := func(names []string, from string) {
-		if unresolved[from] {
-			return
-		}
-		for _, n := range names {
-			if k := boards.NormalizeModule(n); !have[k] {
-				have[k] = true
-				kept = append(kept, boards.Module{Name: n, From: from})
+		for _, n := range l.names {
+			if k := boards.NormalizeModule(n); from[k] == "" {
+				from[k] = l.opt
+				order = append(order, boards.Module{Name: n, From: l.opt})
 			}
 		}
 	}
-	add(f.InitrdKernelModules, boards.FromInitrdKernelModules)
-	add(f.InitrdAvailableModules, boards.FromInitrdAvailableModules)
+	var kept []boards.Module
+	for _, m := range b.Modules {
+		switch k := boards.NormalizeModule(m.Name); {
+		case from[k] != "":
+			// Listed by the profile too: it becomes imported, keeping
+			// its place, parameters and profile.
+			m.From = from[k]
+			kept = append(kept, m)
+			delete(from, k)
+		case m.From == "" || unresolved[m.From]:
+			kept = append(kept, m)
+		}
+	}
+	for _, m := range order {
+		if from[boards.NormalizeModule(m.Name)] != "" {
+			kept = append(kept, m)
+		}
+	}
 	b.Modules = kept
 
 	set := func(opt string, dst *[]string, v []string) {

@@ -70,7 +70,7 @@ func TestFixtures(t *testing.T) {
 			profile: "acme/board-a/variant",
 			want: nixhw.Facts{
 				InitrdAvailableModules:  []string{"nvme", "xhci_pci", "usb_storage"},
-				KernelModules:           []string{"kvm-intel", "acme_ec"},
+				KernelModules:           []string{"kvm-intel", "coretemp"},
 				KernelParams:            []string{"acme.quirk=1", "mem_sleep_default=deep"},
 				KernelPackage:           "linuxPackages_latest",
 				Firmware:                []string{"linux-firmware"},
@@ -216,7 +216,7 @@ func TestApply(t *testing.T) {
 	for _, m := range b.Modules {
 		got = append(got, m.Name+"<"+m.From)
 	}
-	want := "dm-verity< nvme< i2c_rk3x<boot.initrd.kernelModules sdhci<boot.initrd.availableKernelModules"
+	want := "dm-verity< nvme<boot.initrd.kernelModules i2c_rk3x<boot.initrd.kernelModules sdhci<boot.initrd.availableKernelModules"
 	if strings.Join(got, " ") != want {
 		t.Errorf("modules %v", got)
 	}
@@ -332,4 +332,52 @@ func listProfiles(t *testing.T, dir string) []string {
 		return nil
 	})
 	return out
+}
+
+// TestShippedBoardsMatchProfiles (opt-in: MCINIT_NIXOS_HARDWARE=DIR)
+// re-imports every shipped board that has provenance from the checkout:
+// the re-import must change nothing, so each board's imported lists equal
+// its profile's evaluated values. The checkout should be at the board's
+// commit; a different commit is reported (profiles move).
+func TestShippedBoardsMatchProfiles(t *testing.T) {
+	dir := os.Getenv("MCINIT_NIXOS_HARDWARE")
+	if dir == "" {
+		t.Skip("set MCINIT_NIXOS_HARDWARE to a nixos-hardware checkout")
+	}
+	needNix(t)
+	set, err := boards.Shipped()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, b := range set.Boards() {
+		if !b.Provenance.Imported() {
+			continue
+		}
+		n++
+		f, err := nixhw.Evaluate(context.Background(), nixhw.Config{Nixpkgs: os.Getenv("MCINIT_NIXPKGS")}, dir, b.Provenance.Profile)
+		if err != nil {
+			t.Errorf("%s: %v", b.Name, err)
+			continue
+		}
+		for _, u := range f.Unresolved {
+			t.Logf("%s: %s", b.Name, u)
+		}
+		again := *b
+		nixhw.Apply(&again, f, b.Provenance)
+		if got, want := string(boards.Format(&again)), string(boards.Format(b)); got != want {
+			t.Errorf("%s: re-importing %s changes the board:\n%s", b.Name, b.Provenance.Profile, got)
+		}
+		var imported []string
+		for _, m := range b.Modules {
+			if m.From != "" {
+				imported = append(imported, m.Name)
+			}
+		}
+		t.Logf("%s (%s): %d imported initrd modules %v, system %v, blacklist %v, params %v, device tree %+v",
+			b.Name, b.Provenance.Profile, len(imported), imported, b.SystemModules, b.Blacklist, b.KernelParams, b.DeviceTree)
+	}
+	if n < 6 {
+		t.Errorf("only %d shipped boards carry provenance, want the 6 imported ones", n)
+	}
 }

@@ -35,6 +35,7 @@ type boot struct {
 	start time.Duration
 
 	cl       *cmdline.Cmdline
+	rawCl    string // /proc/cmdline as read
 	flags    cmdline.Flags
 	id       identity.Identity
 	board    *boards.Board
@@ -89,6 +90,7 @@ func (b *boot) readCmdline() {
 		cl = &cmdline.Cmdline{}
 	}
 	b.cl = cl
+	b.rawCl = string(raw)
 	b.flags = cl.Flags()
 	// Flag warnings are reported by the decision, once.
 	b.log.SetDebug(b.flags.Debug)
@@ -119,6 +121,11 @@ func (b *boot) loadModules() error {
 	}
 	b.board = board
 	b.log.Printf("board: %s", board.Name)
+	// /init cannot change its own command line; the UKI builder puts the
+	// board's parameters there, and a boot without them is warned about.
+	for _, p := range board.MissingParams(b.rawCl) {
+		b.warn("board %s needs kernel parameter %q, which is not on the command line", board.Name, p)
+	}
 	var uts unix.Utsname
 	if err := unix.Uname(&uts); err != nil {
 		return refusef("uname: %v", err)

@@ -5,6 +5,6 @@
   imports = [ ../. ];
   hardware.acmegpu.loadInInitrd = lib.mkForce false;
   boot.kernelParams = lib.mkBefore [ "acme.quirk=1" ];
-  boot.kernelModules = lib.mkAfter [ "acme_ec" ];
+  boot.kernelModules = lib.mkAfter [ "coretemp" ];
   hardware.enableRedistributableFirmware = true;
 }
