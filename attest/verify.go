@@ -44,17 +44,21 @@ type Verdict struct {
 	Identity string `json:"identity"` // empty when only its digest was measured
 	// IdentitySHA256 is the SHA-256 of the whole identity string, always set;
 	// an identity too long for the board event is measured only as this.
-	IdentitySHA256 string   `json:"identity_sha256"`
-	Profile        string   `json:"profile"`
-	Request        string   `json:"request"`
-	Reason         string   `json:"reason"`
-	PolicyVersion  uint64   `json:"policy_version"`
-	PolicyDigest   string   `json:"policy_digest"`
-	Root           string   `json:"root"`
-	RootHash       string   `json:"root_hash"`
-	Upper          string   `json:"upper,omitempty"`
-	PCR            int      `json:"pcr"`
-	Banks          []string `json:"banks"`
+	IdentitySHA256 string `json:"identity_sha256"`
+	// BoardCommit and BoardProfile are the nixos-hardware commit and
+	// profile the board was imported from; empty for a hand-written board.
+	BoardCommit   string   `json:"board_nixos_hardware_commit,omitempty"`
+	BoardProfile  string   `json:"board_nixos_hardware_profile,omitempty"`
+	Profile       string   `json:"profile"`
+	Request       string   `json:"request"`
+	Reason        string   `json:"reason"`
+	PolicyVersion uint64   `json:"policy_version"`
+	PolicyDigest  string   `json:"policy_digest"`
+	Root          string   `json:"root"`
+	RootHash      string   `json:"root_hash"`
+	Upper         string   `json:"upper,omitempty"`
+	PCR           int      `json:"pcr"`
+	Banks         []string `json:"banks"`
 	// IgnoredEvents counts events after the separator: replayed, never trusted.
 	IgnoredEvents int     `json:"ignored_events"`
 	Checks        []Check `json:"checks"`
@@ -341,6 +345,8 @@ func (v *Verdict) interpret(evs []measure.Event, known []KnownPolicy, pcr int) {
 	board, id, idSum, err := measure.BoardFields(byTag[measure.TagBoard].Data)
 	if v.check("board", err, "") {
 		v.Board, v.Identity, v.IdentitySHA256 = board, id, idSum
+		src, _ := measure.BoardEventSource(byTag[measure.TagBoard].Data) // BoardFields checked it
+		v.BoardCommit, v.BoardProfile = src.Commit, src.Profile
 	}
 
 	d, ok := measure.AllDecisionEvents()[string(byTag[measure.TagDecision].Data)]

@@ -11,10 +11,12 @@ type Boot struct {
 	Threshold int      // signatures required
 	Board     string   // matched board name
 	Identity  string   // the identity's canonical string
-	Request   decide.Request
-	Profile   decide.Profile
-	Reason    decide.Reason
-	Root      Root
+	// BoardSource is the board's provenance (zero for a hand-written board).
+	BoardSource BoardSource
+	Request     decide.Request
+	Profile     decide.Profile
+	Reason      decide.Reason
+	Root        Root
 }
 
 // Events returns the events of a successful boot: policy, key set, board,
@@ -23,7 +25,7 @@ func (b Boot) Events() []Event {
 	return []Event{
 		PolicyEvent(b.PolicyRaw),
 		KeySetEvent(b.KeyIDs, b.Threshold),
-		BoardEvent(b.Board, b.Identity),
+		BoardEventFrom(b.Board, b.Identity, b.BoardSource),
 		DecisionEvent(b.Request, b.Profile, b.Reason),
 		RootEvent(b.Root),
 		SeparatorEvent(),

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -165,28 +166,51 @@ func KeySetEvent(keyIDs []string, threshold int) Event {
 	return encode(TagKeySet, fs...)
 }
 
+// BoardSource is where an imported board's configuration came from: the
+// nixos-hardware commit and profile path of its provenance. It is zero for
+// a hand-written board.
+type BoardSource struct {
+	Commit  string
+	Profile string
+}
+
 // BoardEvent measures the matched board name and the identity's canonical
 // string, whole: verbatim when its escaped form fits MaxIdentity, otherwise
 // as identity-sha256, the SHA-256 of the whole string. Either way two
 // identities that differ anywhere give different events (never a cut).
 func BoardEvent(board, identity string) Event {
-	if len(escape(identity)) <= MaxIdentity {
-		return encode(TagBoard, field{"board", board}, field{"identity", identity})
+	return BoardEventFrom(board, identity, BoardSource{})
+}
+
+// BoardEventFrom is BoardEvent for a board with provenance: the event also
+// carries nixos-hardware-commit and nixos-hardware-profile, so a verifier
+// knows where the board's configuration came from.
+func BoardEventFrom(board, identity string, src BoardSource) Event {
+	fs := []field{{"board", board}, {"identity", identity}}
+	if len(escape(identity)) > MaxIdentity {
+		d := sha256.Sum256([]byte(identity))
+		fs[1] = field{"identity-sha256", hex.EncodeToString(d[:])}
 	}
-	d := sha256.Sum256([]byte(identity))
-	return encode(TagBoard, field{"board", board}, field{"identity-sha256", hex.EncodeToString(d[:])})
+	if src != (BoardSource{}) {
+		fs = append(fs, field{"nixos-hardware-commit", src.Commit}, field{"nixos-hardware-profile", src.Profile})
+	}
+	return encode(TagBoard, fs...)
 }
 
 // BoardFields decodes a board event: the board name, and either the whole
 // identity or (for an identity too long to carry) the lowercase hex SHA-256
-// of it. It accepts exactly what BoardEvent produces.
+// of it. It accepts exactly what BoardEvent and BoardEventFrom produce; see
+// BoardEventSource for the provenance.
 func BoardFields(data []byte) (board, identity, identitySHA256 string, err error) {
 	fs, err := Fields(data)
 	if err != nil {
 		return "", "", "", err
 	}
-	if len(fs) != 2 || fs[0][0] != "board" || (fs[1][0] != "identity" && fs[1][0] != "identity-sha256") {
+	if (len(fs) != 2 && len(fs) != 4) || fs[0][0] != "board" || (fs[1][0] != "identity" && fs[1][0] != "identity-sha256") {
 		return "", "", "", errors.New("board event: want board and identity or identity-sha256")
+	}
+	if _, err := boardSource(fs); err != nil {
+		return "", "", "", err
 	}
 	board = fs[0][1]
 	if fs[1][0] == "identity" {
@@ -315,4 +339,33 @@ func Fields(data []byte) ([][2]string, error) {
 		out = append(out, [2]string{k, u})
 	}
 	return out, nil
+}
+
+// BoardEventSource returns the provenance a board event carries (zero for
+// a hand-written board).
+func BoardEventSource(data []byte) (BoardSource, error) {
+	if _, _, _, err := BoardFields(data); err != nil {
+		return BoardSource{}, err
+	}
+	fs, _ := Fields(data)
+	return boardSource(fs)
+}
+
+var (
+	commitRE  = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
+	profileRE = regexp.MustCompile(`^[A-Za-z0-9_.+-]+(/[A-Za-z0-9_.+-]+)*$`)
+)
+
+func boardSource(fs [][2]string) (BoardSource, error) {
+	if len(fs) == 2 {
+		return BoardSource{}, nil
+	}
+	if fs[2][0] != "nixos-hardware-commit" || fs[3][0] != "nixos-hardware-profile" {
+		return BoardSource{}, errors.New("board event: want nixos-hardware-commit and nixos-hardware-profile after the identity")
+	}
+	src := BoardSource{Commit: fs[2][1], Profile: fs[3][1]}
+	if !commitRE.MatchString(src.Commit) || len(src.Profile) > 256 || !profileRE.MatchString(src.Profile) {
+		return BoardSource{}, errors.New("board event: malformed nixos-hardware commit or profile")
+	}
+	return src, nil
 }

@@ -29,7 +29,15 @@ func FuzzFields(f *testing.F) {
 	for _, ev := range sampleBoot().Events() {
 		f.Add(ev.Data)
 	}
+	f.Add(BoardEventFrom("b", "id", BoardSource{Commit: "0471accf8d0a8210b31d947497d179ecc99e0021", Profile: "a/b"}).Data)
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// A board event with provenance decodes back to the same event.
+		if board, id, _, err := BoardFields(b); err == nil && id != "" {
+			src, err := BoardEventSource(b)
+			if err != nil || string(BoardEventFrom(board, id, src).Data) != string(b) {
+				t.Fatalf("board event %q does not round-trip: %v", b, err)
+			}
+		}
 		fs, err := Fields(b)
 		if err != nil {
 			return

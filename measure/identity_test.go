@@ -77,3 +77,36 @@ func TestFailureCauseBounded(t *testing.T) {
 		t.Errorf("failure event is %d bytes", n)
 	}
 }
+
+// TestBoardEventSource: an imported board's event carries its provenance
+// after the identity; a hand-written board's event is unchanged.
+func TestBoardEventSource(t *testing.T) {
+	src := BoardSource{Commit: "0471accf8d0a8210b31d947497d179ecc99e0021", Profile: "pine64/pinebook-pro"}
+	id := `source=dt arch=arm64 compatible=["pine64,pinebook-pro"] model="Pine64 Pinebook Pro" serial=""`
+	plain, from := BoardEvent("pine64-pinebook-pro", id), BoardEventFrom("pine64-pinebook-pro", id, src)
+	if !bytes.Equal(plain.Data, BoardEventFrom("pine64-pinebook-pro", id, BoardSource{}).Data) {
+		t.Error("zero source changed the event")
+	}
+	if bytes.Equal(plain.Data, from.Data) || !bytes.Contains(from.Data, []byte("nixos-hardware-commit")) {
+		t.Errorf("provenance not measured: %q", from.Data)
+	}
+	if other := BoardEventFrom("pine64-pinebook-pro", id, BoardSource{Commit: src.Commit, Profile: "pine64/pinebook"}); bytes.Equal(other.Data, from.Data) {
+		t.Error("another profile gives the same event")
+	}
+	for _, ev := range []Event{plain, from} {
+		board, gotID, _, err := BoardFields(ev.Data)
+		if err != nil || board != "pine64-pinebook-pro" || gotID != id {
+			t.Errorf("BoardFields(%q) = %q, %q, %v", ev.Data, board, gotID, err)
+		}
+	}
+	if got, err := BoardEventSource(from.Data); got != src || err != nil {
+		t.Errorf("BoardEventSource = %+v, %v", got, err)
+	}
+	if got, err := BoardEventSource(plain.Data); got != (BoardSource{}) || err != nil {
+		t.Errorf("hand-written BoardEventSource = %+v, %v", got, err)
+	}
+	bad := BoardEventFrom("b", "x", BoardSource{Commit: "xyz", Profile: "a/b"})
+	if _, _, _, err := BoardFields(bad.Data); err == nil {
+		t.Error("malformed commit accepted")
+	}
+}

@@ -263,7 +263,7 @@ func (b *boot) decide() error {
 	}
 	in.Grants = grants
 
-	if err := b.record(measure.BoardEvent(b.board.Name, b.id.String())); err != nil {
+	if err := b.record(measure.BoardEventFrom(b.board.Name, b.id.String(), boardSource(b.board))); err != nil {
 		return err
 	}
 	d, err := decide.Decide(in)
@@ -362,4 +362,12 @@ func (b *boot) warn(format string, a ...any) {
 	msg := fmt.Sprintf(format, a...)
 	b.warnings = append(b.warnings, msg)
 	b.log.Warnf("warning: %s", msg)
+}
+
+// boardSource is the provenance the board event measures.
+func boardSource(bd *boards.Board) measure.BoardSource {
+	if !bd.Provenance.Imported() {
+		return measure.BoardSource{}
+	}
+	return measure.BoardSource{Commit: bd.Provenance.Commit, Profile: bd.Provenance.Profile}
 }

@@ -47,6 +47,7 @@ func runPredict(args []string) error {
 	polFile := fs.String("policy", "", "signed policy file, exactly as shipped")
 	keysDir := fs.String("keys", "", "trusted key directory (*.pem + keyset.toml)")
 	board := fs.String("board", "", "matched board name")
+	boardDir := fs.String("boards", "", "board files `DIR` the image carries (default: the built-in boards); the board's provenance is measured")
 	ident := fs.String("identity", "", "identity canonical string")
 	profile := fs.String("profile", "production", "granted profile: production or development")
 	request := fs.String("request", "", "requested profile: none, production, development, malformed (default: from -profile)")
@@ -82,8 +83,19 @@ func runPredict(args []string) error {
 	if err != nil {
 		return usagef("predict: -banks: %v", err)
 	}
+	set, err := loadBoards(*boardDir)
+	if err != nil {
+		return err
+	}
+	bd, ok := set.Get(*board)
+	if !ok {
+		return fmt.Errorf("board %q is not among the board files (give -boards DIR)", *board)
+	}
 	b := measure.Boot{PolicyRaw: raw, KeyIDs: ids, Threshold: ks.Threshold, Board: *board, Identity: *ident,
 		Profile: decide.Profile(*profile), Request: decide.Request(*request), Reason: decide.Reason(*reason)}
+	if bd.Provenance.Imported() {
+		b.BoardSource = measure.BoardSource{Commit: bd.Provenance.Commit, Profile: bd.Provenance.Profile}
+	}
 	if *rootHash == "" && len(pol.Production.Roots) > 0 {
 		*rootHash = pol.Production.Roots[0].RootHash
 	}
