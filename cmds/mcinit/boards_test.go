@@ -138,3 +138,23 @@ func TestBoardsImportDTB(t *testing.T) {
 		t.Errorf("no proposal reported: %s", errOut)
 	}
 }
+
+// TestBoardsImportSMBIOS proposes a DMI rule from a /sys/class/dmi/id copy.
+func TestBoardsImportSMBIOS(t *testing.T) {
+	needNixInstantiate(t)
+	amd64 := debianModules(t, "amd64", "linux-image-amd64")
+	dmi := t.TempDir()
+	for k, v := range map[string]string{"sys_vendor": "ACME\n", "product_name": "Rocket 2\n", "product_family": "Rocket\n"} {
+		if err := os.WriteFile(filepath.Join(dmi, k), []byte(v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, errOut, code := runBoardsVerb("import", "-commit", testCommit, "-kernel-modules", amd64, "-smbios", dmi, hwFixtures, "acme/board-a/variant")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	b, err := boards.Parse("acme-board-a-variant.toml", []byte(out))
+	if err != nil || b.Arch != "amd64" || len(b.Match) != 1 || b.Match[0].SysVendor != "ACME" || b.Match[0].ProductFamily != "Rocket" || b.Match[0].ProductName != "" {
+		t.Errorf("%v\n%s", err, out)
+	}
+}
