@@ -381,3 +381,64 @@ func TestShippedBoardsMatchProfiles(t *testing.T) {
 		t.Errorf("only %d shipped boards carry provenance, want the 6 imported ones", n)
 	}
 }
+
+// TestRealCheckoutAgree (opt-in: MCINIT_NIXOS_HARDWARE=DIR and
+// MCINIT_NIXPKGS=DIR) evaluates every profile with the harness's own lib
+// and with nixpkgs' lib.evalModules: both must give the same values and
+// leave the same options unresolved.
+func TestRealCheckoutAgree(t *testing.T) {
+	dir, np := os.Getenv("MCINIT_NIXOS_HARDWARE"), os.Getenv("MCINIT_NIXPKGS")
+	if dir == "" || np == "" {
+		t.Skip("set MCINIT_NIXOS_HARDWARE and MCINIT_NIXPKGS")
+	}
+	needNix(t)
+	profiles := listProfiles(t, dir)
+	var (
+		mu         sync.Mutex
+		same, diff int
+		work       = make(chan string)
+		wg         sync.WaitGroup
+	)
+	options := func(f *nixhw.Facts) []string {
+		var o []string
+		for _, u := range f.Unresolved {
+			o = append(o, u.Option)
+		}
+		return o
+	}
+	for i := 0; i < 2; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range work {
+				own, err1 := nixhw.Evaluate(context.Background(), nixhw.Config{}, dir, p)
+				ref, err2 := nixhw.Evaluate(context.Background(), nixhw.Config{Nixpkgs: np}, dir, p)
+				mu.Lock()
+				switch {
+				case err1 != nil || err2 != nil:
+					t.Errorf("%s: %v / %v", p, err1, err2)
+				case !reflect.DeepEqual(options(own), options(ref)):
+					diff++
+					t.Errorf("%s: unresolved\n own     %v\n nixpkgs %v", p, own.Unresolved, ref.Unresolved)
+				default:
+					uo, ur := own.Unresolved, ref.Unresolved
+					own.Unresolved, ref.Unresolved = nil, nil
+					if reflect.DeepEqual(own, ref) {
+						same++
+					} else {
+						diff++
+						t.Errorf("%s:\n own     %+v\n nixpkgs %+v", p, *own, *ref)
+					}
+					own.Unresolved, ref.Unresolved = uo, ur
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, p := range profiles {
+		work <- p
+	}
+	close(work)
+	wg.Wait()
+	t.Logf("%d profiles: %d agree, %d differ", len(profiles), same, diff)
+}
