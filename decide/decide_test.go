@@ -22,6 +22,7 @@ boards = ["qemu-x86_64", "qemu-aarch64-virt", "rpi4"]
 ` + extra + `
 [[production.root]]
 root_hash = "` + rootHash + `"
+data_blocks = 1
 [development]
 ` + dev
 	p, err := policy.Parse([]byte(doc))

@@ -22,7 +22,7 @@ type Expected struct {
 	RootHash   []byte
 	Algorithm  string // "" means sha256
 	Salt       []byte // nil: accept the superblock's salt
-	DataBlocks uint64 // 0: accept the superblock's count
+	DataBlocks uint64 // required; the superblock's count must equal it
 }
 
 // ExpectedFromPolicy decodes a policy root entry.
@@ -152,7 +152,11 @@ func check(sb *verity.Superblock, want Expected, dataSize, hashSize int64, pageS
 		return nil, fmt.Errorf("root hash is %d bytes, %s needs %d", len(want.RootHash), alg, verity.DigestSize(alg))
 	case want.Salt != nil && !bytes.Equal(want.Salt, sb.Salt):
 		return nil, fmt.Errorf("superblock salt %x differs from the policy's %x", sb.Salt, want.Salt)
-	case want.DataBlocks != 0 && want.DataBlocks != sb.DataBlocks:
+	case want.DataBlocks == 0:
+		// The superblock is unsigned: its count alone never decides how much
+		// of the device is mapped.
+		return nil, errors.New("the policy does not fix data_blocks for this root")
+	case want.DataBlocks != sb.DataBlocks:
 		return nil, fmt.Errorf("superblock data blocks %d differ from the policy's %d", sb.DataBlocks, want.DataBlocks)
 	case int64(sb.DataBlockSize) > int64(pageSize) || int64(sb.HashBlockSize) > int64(pageSize):
 		return nil, fmt.Errorf("block sizes %d/%d exceed the page size %d the kernel allows", sb.DataBlockSize, sb.HashBlockSize, pageSize)

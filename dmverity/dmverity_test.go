@@ -53,10 +53,10 @@ func TestPrepareTable(t *testing.T) {
 		want Expected
 		tail string
 	}{
-		{"", Expected{RootHash: root}, " 1 restart_on_corruption"},
+		{"", Expected{RootHash: root, DataBlocks: 300}, " 1 restart_on_corruption"},
 		{policy.VerityRestart, Expected{RootHash: root, Salt: s, DataBlocks: 300}, " 1 restart_on_corruption"},
-		{policy.VerityPanic, Expected{RootHash: root, Algorithm: "sha256"}, " 1 panic_on_corruption"},
-		{policy.VerityEIO, Expected{RootHash: root}, ""},
+		{policy.VerityPanic, Expected{RootHash: root, Algorithm: "sha256", DataBlocks: 300}, " 1 panic_on_corruption"},
+		{policy.VerityEIO, Expected{RootHash: root, DataBlocks: 300}, ""},
 	} {
 		p, err := Prepare("root", data, hash, tc.want, tc.on)
 		if err != nil {
@@ -82,7 +82,7 @@ func TestPrepareNoSalt512(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := Prepare("r", data, hash, Expected{RootHash: res.RootHash, Algorithm: "sha512"}, policy.VerityEIO)
+	p, err := Prepare("r", data, hash, Expected{RootHash: res.RootHash, Algorithm: "sha512", DataBlocks: 40}, policy.VerityEIO)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,21 +121,24 @@ func TestPrepareRejects(t *testing.T) {
 		on               policy.VerityError
 		err              string
 	}{
-		{"root", data, hash, Expected{RootHash: wrong}, "", "root hash mismatch"},
-		{"root", data, hash, Expected{RootHash: root[:20]}, "", "root hash is 20 bytes"},
-		{"root", data, hash, Expected{RootHash: root, Algorithm: "sha512"}, "", "policy wants sha512"},
-		{"root", data, hash, Expected{RootHash: root, Salt: []byte{1}}, "", "salt"},
-		{"root", data, hash, Expected{RootHash: root, Salt: []byte{}}, "", "salt"},
+		{"root", data, hash, Expected{RootHash: wrong, DataBlocks: 300}, "", "root hash mismatch"},
+		{"root", data, hash, Expected{RootHash: root[:20], DataBlocks: 300}, "", "root hash is 20 bytes"},
+		{"root", data, hash, Expected{RootHash: root, Algorithm: "sha512", DataBlocks: 300}, "", "policy wants sha512"},
+		{"root", data, hash, Expected{RootHash: root, Salt: []byte{1}, DataBlocks: 300}, "", "salt"},
+		{"root", data, hash, Expected{RootHash: root, Salt: []byte{}, DataBlocks: 300}, "", "salt"},
 		{"root", data, hash, Expected{RootHash: root, DataBlocks: 299}, "", "data blocks 300"},
-		{"root", short, hash, Expected{RootHash: root}, "", "data device holds 1228799 bytes"},
-		{"root", data, shortHash, Expected{RootHash: root}, "", "hash device holds"},
-		{"root", data, badSB, Expected{RootHash: root}, "", "version 2"},
-		{"root", hash, data, Expected{RootHash: root}, "", "bad signature"},
-		{"root", bigData, bigHash, Expected{RootHash: bigRoot}, "", "exceed the page size"},
-		{"root", data, hash, Expected{RootHash: root}, "reboot", `verity_error "reboot"`},
-		{"a/b", data, hash, Expected{RootHash: root}, "", "device name"},
-		{"", data, hash, Expected{RootHash: root}, "", "device name"},
-		{"root", data + ".missing", hash, Expected{RootHash: root}, "", "no such file"},
+		// The block count never comes from the unsigned superblock alone
+		// (issue 11 item 7).
+		{"root", data, hash, Expected{RootHash: root}, "", "the policy does not fix data_blocks"},
+		{"root", short, hash, Expected{RootHash: root, DataBlocks: 300}, "", "data device holds 1228799 bytes"},
+		{"root", data, shortHash, Expected{RootHash: root, DataBlocks: 300}, "", "hash device holds"},
+		{"root", data, badSB, Expected{RootHash: root, DataBlocks: 300}, "", "version 2"},
+		{"root", hash, data, Expected{RootHash: root, DataBlocks: 300}, "", "bad signature"},
+		{"root", bigData, bigHash, Expected{RootHash: bigRoot, DataBlocks: 150}, "", "exceed the page size"},
+		{"root", data, hash, Expected{RootHash: root, DataBlocks: 300}, "reboot", `verity_error "reboot"`},
+		{"a/b", data, hash, Expected{RootHash: root, DataBlocks: 300}, "", "device name"},
+		{"", data, hash, Expected{RootHash: root, DataBlocks: 300}, "", "device name"},
+		{"root", data + ".missing", hash, Expected{RootHash: root, DataBlocks: 300}, "", "no such file"},
 	} {
 		_, err := Prepare(tc.name, tc.data, tc.hash, tc.want, tc.on)
 		if err == nil || !strings.Contains(err.Error(), tc.err) {

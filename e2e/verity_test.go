@@ -98,7 +98,7 @@ func TestVerityProductionFormatters(t *testing.T) {
 				t.Fatalf("reformatting with %s kept the default root hash", tool)
 			}
 			p := e.DefaultPolicy()
-			p.RootHash = d.RootHash
+			p.RootHash, p.DataBlocks = d.RootHash, d.Superblock.DataBlocks
 			initrd, err := e.PolicyVariant(ctx, "policy-"+tool, p)
 			if err != nil {
 				t.Fatal(err)
@@ -304,7 +304,7 @@ func TestVerityABSecondRoot(t *testing.T) {
 	e := env(t, "amd64")
 	absent := sha256Hex([]byte("root A, not installed"))
 	initrd, err := e.RootsPolicyVariant(context.Background(), "verity-ab", e.DefaultPolicy(),
-		[]fixture.Root{{Name: "A", RootHash: absent}, {Name: "B", RootHash: e.RootHash}})
+		[]fixture.Root{{Name: "A", RootHash: absent, DataBlocks: e.DataBlocks}, {Name: "B", RootHash: e.RootHash, DataBlocks: e.DataBlocks}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +334,7 @@ func TestVerityABPolicyOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	initrd, err := e.RootsPolicyVariant(ctx, "verity-ba", e.DefaultPolicy(),
-		[]fixture.Root{{Name: "B", RootHash: b.RootHash}, {Name: "A", RootHash: e.RootHash}})
+		[]fixture.Root{{Name: "B", RootHash: b.RootHash, DataBlocks: b.Superblock.DataBlocks}, {Name: "A", RootHash: e.RootHash, DataBlocks: e.DataBlocks}})
 	if err != nil {
 		t.Fatal(err)
 	}

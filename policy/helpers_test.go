@@ -58,4 +58,5 @@ version = 1
 boards = ["qemu-x86_64"]
 [[production.root]]
 root_hash = "0000000000000000000000000000000000000000000000000000000000000000"
+data_blocks = 1
 `

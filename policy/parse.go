@@ -353,6 +353,9 @@ func (pr *Production) validate() error {
 			return fieldErr(f+".root_hash", "duplicate root hash")
 		}
 		hashes[r.RootHash] = true
+		if r.DataBlocks == 0 {
+			return fieldErr(f+".data_blocks", "missing or 0: the signed policy fixes how many data blocks the root maps (the `Data blocks:` of mcinit image or veritysetup format); the superblock is not signed")
+		}
 		if len(r.Salt)%2 != 0 || len(r.Salt) > 2*maxSaltBytes || !lowerHexRE.MatchString(r.Salt) {
 			return fieldErr(f+".salt", "must be lowercase hex of at most %d bytes", maxSaltBytes)
 		}

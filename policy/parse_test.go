@@ -48,7 +48,7 @@ func TestParseDefaults(t *testing.T) {
 // TestParseErrors: every rejection names its field.
 func TestParseErrors(t *testing.T) {
 	hash64 := strings.Repeat("ab", 32)
-	root := "[[production.root]]\nroot_hash = \"" + hash64 + "\"\n"
+	root := "[[production.root]]\nroot_hash = \"" + hash64 + "\"\ndata_blocks = 8\n"
 	head := "format = 1\nversion = 1\nboards = [\"qemu-x86_64\"]\n"
 	for _, tc := range []struct{ name, doc, want string }{
 		{"empty", "", "format"},
@@ -74,6 +74,9 @@ func TestParseErrors(t *testing.T) {
 		{"pcr 7", head + "pcr = 7\n" + root, "field pcr: 7"},
 		{"pcr 24", head + "pcr = 24\n" + root, "field pcr: 24"},
 		{"no root", head, "field production.root: missing"},
+		{"no data_blocks", head + "[[production.root]]\nroot_hash = \"" + hash64 + "\"\n", "field production.root[0].data_blocks: missing"},
+		{"data_blocks 0", head + "[[production.root]]\nroot_hash = \"" + hash64 + "\"\ndata_blocks = 0\n", "field production.root[0].data_blocks: missing or 0"},
+		{"second root without data_blocks", head + root + "[[production.root]]\nroot_hash = \"" + strings.Repeat("cd", 32) + "\"\n", "field production.root[1].data_blocks"},
 		{"short hash", head + "[[production.root]]\nroot_hash = \"abcd\"\n", "field production.root[0].root_hash"},
 		{"upper hash", head + "[[production.root]]\nroot_hash = \"" + strings.ToUpper(hash64) + "\"\n", "root_hash: must be 64 lowercase"},
 		{"sha512 len", head + "[[production.root]]\nhash_algorithm = \"sha512\"\nroot_hash = \"" + hash64 + "\"\n", "must be 128 lowercase hex digits for sha512"},

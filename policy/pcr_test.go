@@ -115,7 +115,7 @@ func TestResettablePCRReplay(t *testing.T) {
 	hash := strings.Repeat("0", 64)
 	for pcr := 0; pcr <= 23; pcr++ {
 		unsafe := resetPCR(sim, pcr) == nil || extendPCR(sim, pcr) != nil
-		doc := fmt.Sprintf("format = 1\nversion = 1\nboards = [\"qemu-x86_64\"]\npcr = %d\n[[production.root]]\nroot_hash = %q\n", pcr, hash)
+		doc := fmt.Sprintf("format = 1\nversion = 1\nboards = [\"qemu-x86_64\"]\npcr = %d\n[[production.root]]\nroot_hash = %q\ndata_blocks = 1\n", pcr, hash)
 		_, perr := policy.Parse([]byte(doc))
 		firmware := pcr < 8
 		if (unsafe || firmware) != (perr != nil) {
@@ -143,7 +143,7 @@ func TestResettablePCRSignedPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, pcr := range []int{16, 23, 17} {
-		doc := []byte(fmt.Sprintf("format = 1\nversion = 1\nboards = [\"qemu-x86_64\"]\npcr = %d\n[[production.root]]\nroot_hash = %q\n", pcr, strings.Repeat("0", 64)))
+		doc := []byte(fmt.Sprintf("format = 1\nversion = 1\nboards = [\"qemu-x86_64\"]\npcr = %d\n[[production.root]]\nroot_hash = %q\ndata_blocks = 1\n", pcr, strings.Repeat("0", 64)))
 		sig, err := policy.Sign(priv, doc)
 		if err != nil {
 			t.Fatal(err)

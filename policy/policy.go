@@ -83,7 +83,7 @@ type Root struct {
 	RootHash      string `toml:"root_hash"`      // lowercase hex
 	HashAlgorithm string `toml:"hash_algorithm"` // "sha256" (default) or "sha512"
 	Salt          string `toml:"salt"`           // optional hex; when set must equal the superblock's
-	DataBlocks    uint64 `toml:"data_blocks"`    // optional; when set must equal the superblock's
+	DataBlocks    uint64 `toml:"data_blocks"`    // required (>= 1); the superblock's must equal it
 	// Optional explicit selectors (partition labels) instead of the
 	// Discoverable Partitions PARTUUID rule.
 	DataPartLabel string `toml:"data_partlabel"`

@@ -45,6 +45,7 @@ rollback_nv_index = 0x01500016
 [[production.root]]
 name = "A"
 root_hash = "4f2d9c1e8b7a6f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6"
+data_blocks = 16384
 
 [development]
 allow_boards = ["qemu-aarch64-virt"]

@@ -26,6 +26,7 @@ pcr = 13
 [[production.root]]
 name = "A"
 root_hash = "4f2d9c1e8b7a6f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6"
+data_blocks = 1
 
 [development]
 allow_boards = ["qemu-x86_64"]

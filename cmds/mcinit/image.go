@@ -179,6 +179,11 @@ func runImage(args []string) error {
 		fmt.Fprintf(w, "salt:            %s\n", res.Salt)
 		fmt.Fprintf(w, "data blocks:     %d\n", res.DataBlocks)
 	}
+	if res.Verity != nil {
+		// The policy entry to paste: data_blocks is required, since the
+		// hash partition's superblock is not signed.
+		fmt.Fprintf(w, "policy:\n  [[production.root]]\n  root_hash = %q\n  salt = %q\n  data_blocks = %d\n", res.RootHash, res.Salt, res.DataBlocks)
+	}
 	for _, p := range res.Extra {
 		fmt.Fprintf(w, "extra:           partition %d %q PARTUUID=%s (%d bytes)\n", p.Number, p.Label, p.PartUUID, p.Size)
 	}
