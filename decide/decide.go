@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/mcinit/mcinit/cmdline"
 	"github.com/mcinit/mcinit/policy"
@@ -67,6 +68,9 @@ type Input struct {
 	// read is the caller's refusal, not an unknown floor.
 	Floor      uint64
 	FloorKnown bool
+	// Now is the machine's clock (the RTC at boot), zero when unknown. It
+	// is untrusted and only voids grants past their not_after.
+	Now time.Time
 }
 
 // Facts are the measured outcome. Every field is from a closed set, so the
@@ -221,7 +225,7 @@ func devAllowed(p *policy.Policy, in Input) (Reason, bool) {
 	}
 	if dev.AllowGrants {
 		for _, g := range in.Grants {
-			if g != nil && len(g.SignedBy) > 0 && g.Matches(in.Board, in.DeviceID, p.Version) {
+			if g != nil && len(g.SignedBy) > 0 && g.Matches(in.Board, in.DeviceID, p.Version) && g.ValidAt(in.Now) {
 				return ReasonDevGrant, true
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mcinit/mcinit/cmdline"
 	"github.com/mcinit/mcinit/policy"
@@ -64,6 +65,8 @@ func TestDecide(t *testing.T) {
 	rollbackSoft := pol(t, "[production]\nrollback_nv_index = 0x01500016\ntpm_required = false", "")
 	noGrants := pol(t, "", "allow_boards = [\"rpi4\"]\n")
 	okGrant := grant("qemu-x86_64", "SN-9", 1, 9, true)
+	expiring := grant("qemu-x86_64", "SN-9", 1, 9, true)
+	expiring.NotAfter = "2027-01-31T00:00:00Z"
 	dev := "mcinit.profile=development"
 
 	type want struct {
@@ -129,6 +132,10 @@ func TestDecide(t *testing.T) {
 		{"grant, no device id", Input{Policy: full, Board: "qemu-x86_64", Cmdline: cl(t, dev), Grants: []*policy.Grant{grant("qemu-x86_64", "", 1, 9, true)}}, want{profile: Production, request: RequestDevelopment, reason: ReasonDevDenied, warn: "device (unknown)"}},
 		{"never", Input{Policy: never, Board: "rpi4", DeviceID: "DEV-1", Cmdline: cl(t, dev), Grants: []*policy.Grant{grant("rpi4", "DEV-1", 0, 9, true)}}, want{profile: Production, request: RequestDevelopment, reason: ReasonDevDenied}},
 		{"nil grant", Input{Policy: full, Board: "qemu-x86_64", DeviceID: "SN-9", Cmdline: cl(t, dev), Grants: []*policy.Grant{nil, okGrant}}, want{profile: Development, request: RequestDevelopment, reason: ReasonDevGrant}},
+		// Grants with not_after (issue 11 item 9): the clock only voids.
+		{"grant before not_after", Input{Policy: full, Board: "qemu-x86_64", DeviceID: "SN-9", Cmdline: cl(t, dev), Grants: []*policy.Grant{expiring}, Now: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)}, want{profile: Development, request: RequestDevelopment, reason: ReasonDevGrant}},
+		{"grant past not_after", Input{Policy: full, Board: "qemu-x86_64", DeviceID: "SN-9", Cmdline: cl(t, dev), Grants: []*policy.Grant{expiring}, Now: time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC)}, want{profile: Production, request: RequestDevelopment, reason: ReasonDevDenied}},
+		{"grant with not_after, no clock", Input{Policy: full, Board: "qemu-x86_64", DeviceID: "SN-9", Cmdline: cl(t, dev), Grants: []*policy.Grant{expiring}}, want{profile: Production, request: RequestDevelopment, reason: ReasonDevDenied}},
 		{"board beats device and grant", Input{Policy: full, Board: "rpi4", DeviceID: "SN-9", Cmdline: cl(t, dev), Grants: []*policy.Grant{grant("rpi4", "SN-9", 0, 9, true)}}, want{profile: Development, request: RequestDevelopment, reason: ReasonDevBoard}},
 		{"dev allowed but production requested", Input{Policy: full, Board: "rpi4", Cmdline: cl(t, "mcinit.profile=production")}, want{profile: Production, request: RequestProduction, reason: ReasonRequested}},
 

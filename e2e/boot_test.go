@@ -136,7 +136,7 @@ func TestX86DevelopmentGrant(t *testing.T) {
 	e := env(t, "amd64")
 	ctx := context.Background()
 	grant := filepath.Join(t.TempDir(), "unit-0001.toml")
-	if _, err := e.Run(ctx, "grant", "-board", e.Board, "-device", fixture.DevSerial, "-key", e.PrivKey, "-out", grant); err != nil {
+	if _, err := e.Run(ctx, "grant", "-board", e.Board, "-device", fixture.DevSerial, "-max-version", "1", "-key", e.PrivKey, "-out", grant); err != nil {
 		t.Fatal(err)
 	}
 	g, err := os.ReadFile(grant)

@@ -7,6 +7,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Grant limits.
@@ -29,13 +30,22 @@ const GrantFormat = 1
 //	board = "qemu-x86_64"
 //	device_id = "SN-0042"
 //	min_policy_version = 3   # optional
-//	max_policy_version = 9   # optional
+//	max_policy_version = 9   # required: the grant ends with policy 10
+//	not_after = "2027-01-31T00:00:00Z"  # optional, checked against the RTC
+//
+// A grant must end. /init has no clock it can trust (the RTC is set by
+// whoever ran the machine last, the development root included), so the
+// bound that holds is max_policy_version: the TPM rollback floor only
+// rises, and a release with a higher policy version ends the grant.
+// not_after only restricts further: a clock past it, or one that was
+// never set, makes the grant void; a clock set back cannot be detected.
 type Grant struct {
 	Format           int     `toml:"format"`
 	Board            string  `toml:"board"`
 	DeviceID         string  `toml:"device_id"`
 	MinPolicyVersion *uint64 `toml:"min_policy_version"`
 	MaxPolicyVersion *uint64 `toml:"max_policy_version"`
+	NotAfter         string  `toml:"not_after"` // RFC 3339 with an offset; "" = none
 
 	// SignedBy is set by VerifyGrant only; decide ignores grants without it.
 	SignedBy []string `toml:"-"`
@@ -60,7 +70,15 @@ func ParseGrant(data []byte) (*Grant, error) {
 	if err := validDeviceID(g.DeviceID); err != nil {
 		return nil, fieldErr("device_id", "%v", err)
 	}
-	if g.MinPolicyVersion != nil && g.MaxPolicyVersion != nil && *g.MinPolicyVersion > *g.MaxPolicyVersion {
+	if g.MaxPolicyVersion == nil {
+		return nil, fieldErr("max_policy_version", "missing: a grant must end, and the policy version is the only bound /init can trust (no trusted clock at boot)")
+	}
+	if g.NotAfter != "" {
+		if _, err := time.Parse(time.RFC3339, g.NotAfter); err != nil {
+			return nil, fieldErr("not_after", "%.40q is not an RFC 3339 time with an offset (2027-01-31T00:00:00Z)", g.NotAfter)
+		}
+	}
+	if g.MinPolicyVersion != nil && *g.MinPolicyVersion > *g.MaxPolicyVersion {
 		return nil, fieldErr("max_policy_version", "%d is below min_policy_version %d", *g.MaxPolicyVersion, *g.MinPolicyVersion)
 	}
 	return &g, nil
@@ -100,6 +118,28 @@ func (g *Grant) Matches(board, deviceID string, policyVersion uint64) bool {
 		return false
 	}
 	return true
+}
+
+// ClockSetAfter is the earliest time a clock that was ever set can show;
+// an earlier one (a board without RTC starts at 1970) is no clock at all.
+var ClockSetAfter = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// ValidAt reports whether the grant's not_after allows a boot at now, the
+// machine's clock (zero: unknown). A grant without not_after is valid at
+// any time; one with it needs a clock that was set and is not past it.
+// The clock is untrusted: this only ever voids grants, never extends them.
+func (g *Grant) ValidAt(now time.Time) bool {
+	if g == nil {
+		return false
+	}
+	if g.NotAfter == "" {
+		return true
+	}
+	t, err := time.Parse(time.RFC3339, g.NotAfter)
+	if err != nil || now.Before(ClockSetAfter) {
+		return false
+	}
+	return !now.After(t)
 }
 
 // VerifyGrantsFS verifies every dir/*.toml grant in fsys against its
@@ -148,6 +188,9 @@ func (g *Grant) String() string {
 	}
 	if g.MaxPolicyVersion != nil {
 		fmt.Fprintf(&b, " max_policy_version=%d", *g.MaxPolicyVersion)
+	}
+	if g.NotAfter != "" {
+		fmt.Fprintf(&b, " not_after=%s", g.NotAfter)
 	}
 	return b.String()
 }

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 )
 
 const sampleGrant = `format = 1
@@ -35,8 +36,9 @@ func TestParseGrant(t *testing.T) {
 			t.Errorf("Matches(%q, %q, %d) = %v", tc.board, tc.dev, tc.ver, got)
 		}
 	}
-	open, err := ParseGrant([]byte("format = 1\nboard = \"b\"\ndevice_id = \"x\"\n"))
-	if err != nil || !open.Matches("b", "x", 0) || !open.Matches("b", "x", 1<<62) {
+	// A grant must end: without max_policy_version it stayed valid for
+	// every future policy (issue 11 item 9).
+	if _, err := ParseGrant([]byte("format = 1\nboard = \"b\"\ndevice_id = \"x\"\n")); err == nil || !strings.Contains(err.Error(), "field max_policy_version: missing") {
 		t.Errorf("unbounded grant: %v", err)
 	}
 
@@ -47,8 +49,11 @@ func TestParseGrant(t *testing.T) {
 		{"format = 1\nboard = \"b\"\n", "field device_id: empty"},
 		{"format = 1\nboard = \"b\"\ndevice_id = \" x\"\n", "field device_id: leading"},
 		{"format = 1\nboard = \"b\"\ndevice_id = \"x\"\nmin_policy_version = 5\nmax_policy_version = 4\n", "field max_policy_version"},
-		{"format = 1\nboard = \"b\"\ndevice_id = \"x\"\nmin_policy_version = -5\n", "field min_policy_version: -5 is negative"},
-		{"format = 1\nboard = \"b\"\ndevice_id = \"x\"\nexpires = 1\n", "unknown field expires"},
+		{"format = 1\nboard = \"b\"\ndevice_id = \"x\"\nmin_policy_version = -5\nmax_policy_version = 1\n", "field min_policy_version: -5 is negative"},
+		{"format = 1\nboard = \"b\"\ndevice_id = \"x\"\nmax_policy_version = 1\nnot_after = \"2027-01-31\"\n", "field not_after"},
+		{"format = 1\nboard = \"b\"\ndevice_id = \"x\"\nmax_policy_version = 1\nnot_after = \"2027-01-31T00:00:00\"\n", "field not_after"},
+		{"format = 1\nboard = \"b\"\ndevice_id = \"x\"\nmax_policy_version = 1\nnot_after = 2027-01-31T00:00:00Z\n", "not_after"},
+		{"format = 1\nboard = \"b\"\ndevice_id = \"x\"\nmax_policy_version = 1\nexpires = 1\n", "unknown field expires"},
 		{minimal, "unknown field"}, // a policy is not a grant
 	} {
 		if _, err := ParseGrant([]byte(tc.doc)); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -95,5 +100,43 @@ func TestVerifyGrant(t *testing.T) {
 	if len(problems) != 2 || !strings.Contains(problems[0].Error(), "grants/b.toml: grant signature: bad signature") ||
 		!strings.Contains(problems[1].Error(), "c.toml.sig") {
 		t.Errorf("problems %v", problems)
+	}
+}
+
+// TestGrantNotAfter: not_after voids a grant once the clock is past it, and
+// when the clock was never set; it never makes a grant valid.
+func TestGrantNotAfter(t *testing.T) {
+	g, err := ParseGrant([]byte(sampleGrant + "not_after = \"2027-01-31T00:00:00+01:00\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(s string) time.Time {
+		tm, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tm
+	}
+	for _, tc := range []struct {
+		now  time.Time
+		want bool
+	}{
+		{at("2026-12-05T08:00:00Z"), true},
+		{at("2027-01-30T23:00:00Z"), true}, // == not_after
+		{at("2027-01-30T23:00:01Z"), false},
+		{at("2030-01-01T00:00:00Z"), false},
+		{time.Time{}, false},                // no clock
+		{at("1970-01-01T00:00:05Z"), false}, // an RTC that was never set
+	} {
+		if got := g.ValidAt(tc.now); got != tc.want {
+			t.Errorf("ValidAt(%v) = %v, want %v", tc.now, got, tc.want)
+		}
+	}
+	plain, _ := ParseGrant([]byte(sampleGrant))
+	if !plain.ValidAt(time.Time{}) || !plain.ValidAt(at("2099-01-01T00:00:00Z")) {
+		t.Error("a grant without not_after depends on the clock")
+	}
+	if !strings.Contains(g.String(), "not_after=2027-01-31T00:00:00+01:00") {
+		t.Errorf("String: %s", g)
 	}
 }

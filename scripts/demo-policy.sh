@@ -73,7 +73,7 @@ echo "# policy.toml.sig:"
 cat policy.toml.sig
 
 say "4. A development grant for one x86 unit (serial SN-0042), signed by two keys"
-run "$MCINIT" grant -board qemu-x86_64 -device SN-0042 -min-version 7 -key release-a.key -out sn-0042.toml
+run "$MCINIT" grant -board qemu-x86_64 -device SN-0042 -min-version 7 -max-version 9 -key release-a.key -out sn-0042.toml
 run "$MCINIT" grant sign -key release-b.key sn-0042.toml
 run "$MCINIT" grant verify -keys keys sn-0042.toml
 

@@ -246,6 +246,7 @@ func (b *boot) decide() error {
 		Board:    b.board.Name,
 		DeviceID: b.id.DeviceID(),
 		Cmdline:  b.cl,
+		Now:      time.Now(), // the RTC: untrusted, only voids grants (decide.Input)
 	}
 	pol := b.verified.Policy
 	if pol.Production.RollbackNVIndex != 0 && b.tpm != nil {

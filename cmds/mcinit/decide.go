@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mcinit/mcinit/cmdline"
 	"github.com/mcinit/mcinit/decide"
@@ -31,10 +32,11 @@ func runDecide(args []string) error {
 	line := fs.String("cmdline", "", "kernel command line")
 	lineFile := fs.String("cmdline-file", "", "read the kernel command line from this file (e.g. /proc/cmdline)")
 	floor := fs.String("floor", "", "rollback floor read from the TPM (lowest acceptable policy version); unset = none recorded")
+	now := fs.String("now", "", "the device's clock, RFC 3339 (default: this host's clock; \"unset\": a clock that was never set)")
 	var grants polStringList
 	fs.Var(&grants, "grant", "development grant G.toml (signature in G.toml.sig); repeatable")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: mcinit decide -policy P [-sig S] -keys DIR -board B [-device ID] [-cmdline LINE] [-grant G.toml ...] [-floor N]\n\nexit 0: the device boots (profile printed); 3: refused (the refusal line printed)")
+		fmt.Fprintln(fs.Output(), "usage: mcinit decide -policy P [-sig S] -keys DIR -board B [-device ID] [-cmdline LINE] [-grant G.toml ...] [-floor N] [-now TIME]\n\nexit 0: the device boots (profile printed); 3: refused (the refusal line printed)")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -49,7 +51,18 @@ func runDecide(args []string) error {
 	if *line != "" && *lineFile != "" {
 		return usagef("give -cmdline or -cmdline-file, not both")
 	}
-	in := decide.Input{Board: *board, DeviceID: *device}
+	in := decide.Input{Board: *board, DeviceID: *device, Now: time.Now()}
+	switch *now {
+	case "":
+	case "unset":
+		in.Now = time.Time{}
+	default:
+		t, err := time.Parse(time.RFC3339, *now)
+		if err != nil {
+			return usagef("-now: %q is not an RFC 3339 time", *now)
+		}
+		in.Now = t
+	}
 	if *floor != "" {
 		n, err := strconv.ParseUint(*floor, 10, 64)
 		if err != nil {

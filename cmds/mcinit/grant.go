@@ -13,7 +13,7 @@ func init() {
 	register("grant", "write and sign a per-device development grant (or: grant sign|verify)", runGrant)
 }
 
-const grantUsage = `usage: mcinit grant -board B -device ID [-min-version N] [-max-version N] -key KEY.key -out G.toml
+const grantUsage = `usage: mcinit grant -board B -device ID [-min-version N] -max-version N [-not-after TIME] -key KEY.key -out G.toml
        mcinit grant sign -key KEY.key | -raw-signature SIG.bin -pubkey KEY.pub [-sig FILE] G.toml
        mcinit grant verify -keys DIR [-sig FILE] G.toml
 
@@ -34,7 +34,8 @@ func runGrant(args []string) error {
 	board := fs.String("board", "", "board name (from boards/)")
 	device := fs.String("device", "", "device ID: serial number or DMI system UUID, as mcinit identify prints it")
 	minV := fs.String("min-version", "", "lowest policy version the grant is valid for")
-	maxV := fs.String("max-version", "", "highest policy version the grant is valid for")
+	maxV := fs.String("max-version", "", "highest policy version the grant is valid for (required: a grant must end)")
+	notAfter := fs.String("not-after", "", "RFC 3339 time after which the device's clock voids the grant (an extra restriction; the clock is untrusted)")
 	key := fs.String("key", "", "private key to sign with")
 	out := fs.String("out", "", "grant file to write (must not exist); the signature goes to OUT.sig")
 	fs.Usage = func() { fmt.Fprintln(fs.Output(), grantUsage); fs.PrintDefaults() }
@@ -44,8 +45,8 @@ func runGrant(args []string) error {
 	if fs.NArg() != 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
-	if *board == "" || *device == "" || *key == "" || *out == "" {
-		return usagef("-board, -device, -key and -out are required")
+	if *board == "" || *device == "" || *key == "" || *out == "" || *maxV == "" {
+		return usagef("-board, -device, -max-version, -key and -out are required")
 	}
 	var b strings.Builder
 	b.WriteString("# mcinit development grant: development allowed on this one device.\n")
@@ -59,6 +60,9 @@ func runGrant(args []string) error {
 			return usagef("-%s: %q is not a version number", v.flag, v.val)
 		}
 		fmt.Fprintf(&b, "%s = %d\n", v.field, n)
+	}
+	if *notAfter != "" {
+		fmt.Fprintf(&b, "not_after = %s\n", strconv.Quote(*notAfter))
 	}
 	doc := []byte(b.String())
 	// Check before writing: strconv.Quote is valid TOML for printable ASCII only.

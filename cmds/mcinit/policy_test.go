@@ -74,14 +74,17 @@ func TestPolicyVerbs(t *testing.T) {
 		t.Errorf("unknown subcommand: exit %d", c)
 	}
 
-	must("grant", "-board", "qemu-x86_64", "-device", "SN-1", "-key", in("a.key"), "-out", in("g.toml"))
+	must("grant", "-board", "qemu-x86_64", "-device", "SN-1", "-max-version", "7", "-key", in("a.key"), "-out", in("g.toml"))
 	if c := code("grant", "verify", "-keys", keys, in("g.toml")); c != exitRejected {
 		t.Errorf("grant with 1 of 2 signatures: exit %d", c)
 	}
 	must("grant", "sign", "-key", in("b.key"), in("g.toml"))
 	must("grant", "verify", "-keys", keys, in("g.toml"))
-	if c := code("grant", "-board", "Bad Board", "-device", "x", "-key", in("a.key"), "-out", in("h.toml")); c != exitUsage {
+	if c := code("grant", "-board", "Bad Board", "-device", "x", "-max-version", "7", "-key", in("a.key"), "-out", in("h.toml")); c != exitUsage {
 		t.Errorf("grant for a bad board name: exit %d", c)
+	}
+	if c := code("grant", "-board", "qemu-x86_64", "-device", "x", "-key", in("a.key"), "-out", in("h.toml")); c != exitUsage {
+		t.Errorf("grant without -max-version: exit %d", c)
 	}
 
 	base := []string{"-policy", pol, "-keys", keys, "-floor", "7"}
