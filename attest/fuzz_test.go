@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/mcinit/mcinit/decide"
@@ -86,10 +88,73 @@ func FuzzVerify(f *testing.F) {
 		f.Fatal(err)
 	}
 	nonce := []byte("fuzz-seed-nonce")
+	real := readSeed(f, "testdata/fuzz/FuzzVerify/real")
 	f.Fuzz(func(t *testing.T, quote, sig, log []byte) {
 		v, err := Verify(&Evidence{Quote: quote, Signature: sig, EventLog: log}, known(), nonce, ak)
 		if (err == nil) != v.OK {
 			t.Fatalf("error %v but verdict ok=%v", err, v.OK)
 		}
+		// Only the AK's own quote over the real log can pass. The signature
+		// may differ (ECDSA's (r, n-s) verifies too); quote and log may not.
+		if err == nil && (!bytes.Equal(quote, real[0]) || !bytes.Equal(log, real[2])) {
+			t.Fatalf("mutated evidence passed: quote %x log %x", quote, log)
+		}
 	})
+}
+
+// TestVerifyMutatedQuote flips every bit of the seed's real quote and of
+// its signature: each mutation must fail, and the unmutated seed must pass
+// (else the check would be vacuous: regenerate the seeds).
+func TestVerifyMutatedQuote(t *testing.T) {
+	pemb, err := os.ReadFile("testdata/fuzz-ak.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ak, err := ParsePublicPEM(pemb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := []byte("fuzz-seed-nonce")
+	real := readSeed(t, "testdata/fuzz/FuzzVerify/real")
+	if v, err := Verify(&Evidence{Quote: real[0], Signature: real[1], EventLog: real[2]}, known(), nonce, ak); err != nil || !v.OK {
+		t.Fatalf("the real seed does not verify (regenerate with MCINIT_WRITE_SEEDS=1): %v", err)
+	}
+	for _, part := range []int{0, 1} {
+		for i := range real[part] {
+			for bit := 0; bit < 8; bit++ {
+				m := [][]byte{real[0], real[1], real[2]}
+				m[part] = append([]byte(nil), real[part]...)
+				m[part][i] ^= 1 << bit
+				v, err := Verify(&Evidence{Quote: m[0], Signature: m[1], EventLog: m[2]}, known(), nonce, ak)
+				if err == nil || v.OK {
+					t.Fatalf("part %d byte %d bit %d flipped: the verdict passed", part, i, bit)
+				}
+			}
+		}
+	}
+}
+
+// readSeed reads the []byte values of a "go test fuzz v1" corpus file.
+func readSeed(t testing.TB, path string) [][]byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]byte
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n")[1:] {
+		q, ok := strings.CutPrefix(line, "[]byte(")
+		if q, ok = strings.CutSuffix(q, ")"); !ok {
+			t.Fatalf("%s: unexpected line %.40q", path, line)
+		}
+		v, err := strconv.Unquote(q)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		out = append(out, []byte(v))
+	}
+	if len(out) != 3 {
+		t.Fatalf("%s: %d values, want quote, signature, log", path, len(out))
+	}
+	return out
 }

@@ -194,7 +194,11 @@ func TestDecideInvariants(t *testing.T) {
 	boards := []string{"", "rpi4", "qemu-x86_64", "imx8mp-evk", "generic-x86_64"}
 	devices := []string{"", "DEV-1", "SN-9"}
 	lines := []string{"", dev(), "mcinit.profile=production", "mcinit.profile=x", dev() + " mcinit.profile=production", dev() + " mcinit.shell", "-- " + dev()}
-	grantSets := [][]*policy.Grant{nil, {grant("qemu-x86_64", "SN-9", 0, 100, true)}, {grant("generic-x86_64", "SN-9", 0, 100, true)}, {grant("qemu-x86_64", "SN-9", 0, 100, false)}}
+	expired := grant("qemu-x86_64", "SN-9", 0, 100, true)
+	expired.NotAfter = "2026-01-01T00:00:00Z"
+	grantSets := [][]*policy.Grant{nil, {grant("qemu-x86_64", "SN-9", 0, 100, true)}, {grant("generic-x86_64", "SN-9", 0, 100, true)}, {grant("qemu-x86_64", "SN-9", 0, 100, false)},
+		{grant("qemu-x86_64", "SN-9", 6, 100, true)}, {grant("rpi4", "DEV-1", 0, 100, true)}, {expired}}
+	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	floors := []struct {
 		v     uint64
 		known bool
@@ -213,7 +217,7 @@ func TestDecideInvariants(t *testing.T) {
 					for _, l := range lines {
 						for gi, gs := range grantSets {
 							for _, fl := range floors {
-								in := Input{Policy: pv, PolicyErr: perr, Board: b, DeviceID: dv, Cmdline: cl(t, l), Grants: gs, Floor: fl.v, FloorKnown: fl.known}
+								in := Input{Policy: pv, PolicyErr: perr, Board: b, DeviceID: dv, Cmdline: cl(t, l), Grants: gs, Floor: fl.v, FloorKnown: fl.known, Now: now}
 								n++
 								d, err := Decide(in)
 								name := fmt.Sprintf("policy=%s err=%v board=%q dev=%q cmdline=%q grants=%d floor=%v", pn, perr, b, dv, l, gi, fl)
@@ -231,8 +235,14 @@ func TestDecideInvariants(t *testing.T) {
 								if b == "" || !pv.Policy.Covers(b) || (fl.known && pv.Policy.Version < fl.v) {
 									t.Fatalf("%s: booted on an uncovered board or below the floor", name)
 								}
-								if d.Profile == Development && (d.Request != RequestDevelopment || !pv.Policy.Development.Allowed()) {
-									t.Fatalf("%s: development without request or permission", name)
+								// Development exactly when requested and allowed for
+								// THIS board and device, by the rule the reason names.
+								want, why := allowedFor(pv.Policy, b, dv, gs, now)
+								if d.Profile == Development && (d.Request != RequestDevelopment || !want) {
+									t.Fatalf("%s: development without request or permission for this board/device", name)
+								}
+								if d.Request == RequestDevelopment && want && (d.Profile != Development || d.Reason != why) {
+									t.Fatalf("%s: allowed by %s, got %s/%s", name, why, d.Profile, d.Reason)
 								}
 								if d.Shell && d.Profile != Development {
 									t.Fatalf("%s: shell outside development", name)
@@ -256,6 +266,41 @@ func TestDecideInvariants(t *testing.T) {
 }
 
 func dev() string { return "mcinit.profile=development" }
+
+// allowedFor is the test's own statement of rule 5, written apart from
+// devAllowed: may this board and device boot development under p, and by
+// which rule (board first, then device, then grant)?
+func allowedFor(p *policy.Policy, board, device string, grants []*policy.Grant, now time.Time) (bool, Reason) {
+	for _, b := range p.Development.AllowBoards {
+		if b == board {
+			return true, ReasonDevBoard
+		}
+	}
+	for _, d := range p.Development.AllowDevices {
+		if device != "" && d.Board == board && d.DeviceID == device {
+			return true, ReasonDevDevice
+		}
+	}
+	if !p.Development.AllowGrants || device == "" {
+		return false, ""
+	}
+	for _, g := range grants {
+		if g == nil || len(g.SignedBy) == 0 || g.Board != board || g.DeviceID != device {
+			continue
+		}
+		if (g.MinPolicyVersion != nil && p.Version < *g.MinPolicyVersion) || (g.MaxPolicyVersion != nil && p.Version > *g.MaxPolicyVersion) {
+			continue
+		}
+		if g.NotAfter != "" {
+			end, err := time.Parse(time.RFC3339, g.NotAfter)
+			if err != nil || now.After(end) {
+				continue
+			}
+		}
+		return true, ReasonDevGrant
+	}
+	return false, ""
+}
 
 func TestCanonical(t *testing.T) {
 	d := &Decision{Facts: Facts{RequestDevelopment, Production, ReasonDevDenied}}
