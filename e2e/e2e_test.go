@@ -5,10 +5,12 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/mcinit/mcinit/e2e/fixture"
@@ -20,6 +22,8 @@ var (
 	envs    = map[string]*fixture.Env{}
 	envErrs = map[string]error{}
 	envRoot string
+	// boots counts QEMU boots: MCINIT_E2E=1 with none is a failed run.
+	boots atomic.Int64
 )
 
 func TestMain(m *testing.M) {
@@ -36,6 +40,12 @@ func TestMain(m *testing.M) {
 	}
 	envRoot = dir
 	code := m.Run()
+	if code == 0 && os.Getenv(harness.EnvE2E) == "1" && boots.Load() == 0 {
+		// A run that selected no boot test (a -run typo, every test
+		// skipped) is green without proving anything.
+		fmt.Fprintln(os.Stderr, "e2e: FAIL: MCINIT_E2E=1 but no QEMU boot ran")
+		code = 1
+	}
 	if code == 0 && !keep {
 		os.RemoveAll(dir)
 	}
@@ -72,6 +82,7 @@ func env(t *testing.T, arch string) *fixture.Env {
 func boot(t *testing.T, m harness.Machine) *harness.Result {
 	t.Helper()
 	m.LogDir = harness.LogDir(t)
+	boots.Add(1)
 	r, err := harness.Boot(context.Background(), m)
 	if err != nil {
 		t.Fatalf("boot %s: %v", m.Name, err)

@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/mcinit/mcinit/internal/testenv"
 )
 
 func readTestdata(t testing.TB, name string) []byte {
@@ -76,9 +78,7 @@ func TestQEMUCaptures(t *testing.T) {
 // TestEncoderAgainstDmidecode checks the test encoder, and our reading of
 // its output, against dmidecode reading the same dump.
 func TestEncoderAgainstDmidecode(t *testing.T) {
-	if _, err := exec.LookPath("dmidecode"); err != nil {
-		t.Skip("dmidecode not installed (Debian package dmidecode, in the Makefile's DEB_PACKAGES)")
-	}
+	testenv.RequireTool(t, "dmidecode", "dmidecode")
 	uuid := [16]byte{0x0e, 0x6b, 0x4f, 0x8c, 0x2a, 0x1d, 0x3b, 0x4e, 0x9f, 0x5c, 0x0a, 0x1b, 0x2c, 0x3d, 0x4e, 0x5f}
 	for _, spec := range []smbiosSpec{
 		{vendor: "Intel(R) Client Systems", product: "NUC8i5BEH", version: "J72693-303", serial: "G6BE12345678",
@@ -218,9 +218,7 @@ func TestFromDTB(t *testing.T) {
 // dtsBlob compiles device tree source with the real dtc.
 func dtsBlob(t *testing.T, src string) []byte {
 	t.Helper()
-	if _, err := exec.LookPath("dtc"); err != nil {
-		t.Skip("dtc not installed (Debian package device-tree-compiler, in DEB_PACKAGES)")
-	}
+	testenv.RequireTool(t, "dtc", "device-tree-compiler")
 	cmd := exec.Command("dtc", "-I", "dts", "-O", "dtb", "-q")
 	cmd.Stdin = strings.NewReader(src)
 	out, err := cmd.Output()

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mcinit/mcinit/boards"
+	"github.com/mcinit/mcinit/internal/testenv"
 	"github.com/mcinit/mcinit/kmodules"
 )
 
@@ -105,9 +106,7 @@ func TestShippedBoardModulesExist(t *testing.T) {
 // so nothing is written into the cache) and returns the new module root.
 func depmodTree(t *testing.T, root string) string {
 	t.Helper()
-	if _, err := exec.LookPath("depmod"); err != nil {
-		t.Skip("depmod not installed (Debian package kmod, in DEB_PACKAGES)")
-	}
+	testenv.RequireTool(t, "depmod", "kmod")
 	rel := filepath.Base(root)
 	base := t.TempDir()
 	dst := filepath.Join(base, "lib/modules", rel)
@@ -215,9 +214,7 @@ func TestResolveAgainstDepmod(t *testing.T) {
 // and that the real modprobe resolves from depmod's version of it the same
 // load order our reader gets from ours.
 func TestWriteDepAgainstDepmod(t *testing.T) {
-	if _, err := exec.LookPath("depmod"); err != nil {
-		t.Skip("depmod not installed (Debian package kmod, in DEB_PACKAGES)")
-	}
+	testenv.RequireTool(t, "depmod", "kmod")
 	root := modRoot(t, "arm64", "linux-image-cloud-arm64")
 	want := []string{"tpm_tis", "dm-verity", "overlay", "virtio_blk"}
 	deps, err := kmodules.ResolveDeps(root, want)

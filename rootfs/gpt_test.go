@@ -5,6 +5,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/mcinit/mcinit/internal/testenv"
 )
 
 func TestGUIDRoundTrip(t *testing.T) {
@@ -30,9 +32,7 @@ func TestGUIDRoundTrip(t *testing.T) {
 // TestParseGPTSgdisk checks the parser against a table written by the real
 // sgdisk.
 func TestParseGPTSgdisk(t *testing.T) {
-	if _, err := exec.LookPath("sgdisk"); err != nil {
-		t.Skip("sgdisk (gdisk package) not installed; make deps installs it")
-	}
+	testenv.RequireTool(t, "sgdisk", "gdisk")
 	img := filepath.Join(t.TempDir(), "disk.img")
 	if err := os.WriteFile(img, nil, 0o644); err != nil {
 		t.Fatal(err)

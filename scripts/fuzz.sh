@@ -5,6 +5,12 @@
 # without editing this script. FUZZPARALLEL sets the workers (default 1, to
 # share the machine). Crashers land in the package's testdata/fuzz/ and then
 # run as ordinary cases in `go test`.
+#
+# Each target's exec count is printed in a summary at the end, and a target
+# that ran fewer than FUZZMINEXECS execs (default 100) fails the run: a
+# fuzzer that barely runs (FuzzParseModinfo once made 4 execs in 15 s while
+# the engine minimized a large seed) is not fuzzing. FUZZMINIMIZETIME
+# (default 10s) bounds the minimization of each new interesting input.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fuzztime=${1:-30s}
@@ -25,6 +31,8 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 
 failed=()
+summary=()
+minexecs=${FUZZMINEXECS:-100}
 printf 'fuzzing %d targets for %s each\n' "${#targets[@]}" "$fuzztime"
 for t in "${targets[@]}"; do
 	pkg=${t% *}
@@ -39,8 +47,22 @@ for t in "${targets[@]}"; do
 	# deadline exceeded" and no crasher (a worker slow to answer when the
 	# time is up); that run is retried once, a real crash never is.
 	for try in 1 2; do
+		ok=1
 		out=$("$go" test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" \
-			-parallel "${FUZZPARALLEL:-1}" "$pkg" 2>&1) && { echo "$out"; break; }
+			-fuzzminimizetime "${FUZZMINIMIZETIME:-10s}" \
+			-parallel "${FUZZPARALLEL:-1}" "$pkg" 2>&1) || ok=0
+		# The engine's last progress line carries the total: "execs: N".
+		execs=$(grep -o 'execs: [0-9]*' <<<"$out" | tail -n1 | awk '{print $2}' || true)
+		execs=${execs:-0}
+		if [ $ok = 1 ]; then
+			echo "$out"
+			summary+=("$(printf '%-12s %-28s %-40s' "$execs" "$name" "$pkg")")
+			if [ "$execs" -lt "$minexecs" ]; then
+				echo "fuzz.sh: $name ran only $execs execs in $fuzztime (minimum $minexecs)" >&2
+				failed+=("$pkg $name (only $execs execs)")
+			fi
+			break
+		fi
 		echo "$out"
 		if [ $try = 1 ] && grep -q 'context deadline exceeded' <<<"$out" && ! grep -q 'Failing input written' <<<"$out"; then
 			echo "fuzz.sh: $name: engine deadline hiccup, no crasher; retrying once"
@@ -50,6 +72,8 @@ for t in "${targets[@]}"; do
 		break
 	done
 done
+printf '\n%-12s %-28s %s\n' execs target package
+printf '%s\n' "${summary[@]}"
 if [ ${#failed[@]} -gt 0 ]; then
 	printf 'FAILED: %s\n' "${failed[@]}" >&2
 	exit 1

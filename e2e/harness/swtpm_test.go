@@ -3,10 +3,10 @@ package harness
 import (
 	"context"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
+	"github.com/mcinit/mcinit/internal/testenv"
 	"github.com/mcinit/mcinit/rollback"
 )
 
@@ -15,11 +15,8 @@ import (
 // Stop and a new start on the same state directory, as a Machine with that
 // TPMStateDir will see it.
 func TestTPMServerStateSurvives(t *testing.T) {
-	for _, tool := range []string{"swtpm", "tpm2_nvreadpublic"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (Debian packages swtpm, tpm2-tools): test impossible", tool)
-		}
-	}
+	testenv.RequireTool(t, "swtpm", "swtpm")
+	testenv.RequireTool(t, "tpm2_nvreadpublic", "tpm2-tools")
 	ctx := context.Background()
 	dir := t.TempDir()
 	s, err := StartTPMServer(ctx, dir)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-tpm/tpm2/transport"
 
+	"github.com/mcinit/mcinit/internal/testenv"
 	"github.com/mcinit/mcinit/measure"
 )
 
@@ -39,9 +40,7 @@ type Options struct {
 // ends. The test is skipped only when swtpm is not installed.
 func Start(t testing.TB, opt Options) *TPM {
 	t.Helper()
-	if _, err := exec.LookPath("swtpm"); err != nil {
-		t.Skip("swtpm not installed (Debian package swtpm): interop test impossible")
-	}
+	testenv.RequireTool(t, "swtpm", "swtpm")
 	s := &TPM{Dir: t.TempDir(), t: t}
 	if opt.Banks != "" {
 		out, err := exec.Command("swtpm_setup", "--tpm2", "--tpmstate", s.Dir, "--pcr-banks", opt.Banks,
@@ -161,9 +160,7 @@ func (s *TPM) TCTI() string {
 // swtpm serves one connection at a time: close Go connections first.
 func (s *TPM) Tool(args ...string) (string, error) {
 	s.t.Helper()
-	if _, err := exec.LookPath(args[0]); err != nil {
-		s.t.Skipf("%s not installed (Debian package tpm2-tools): interop test impossible", args[0])
-	}
+	testenv.RequireTool(s.t, args[0], "tpm2-tools")
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = append(os.Environ(), "TPM2TOOLS_TCTI="+s.TCTI())
 	var stderr strings.Builder
