@@ -87,7 +87,7 @@ func TestVerifyProductionAndDevelopment(t *testing.T) {
 	nonce := []byte("fresh nonce 1234")
 	for _, p := range []decide.Profile{decide.Production, decide.Development} {
 		ev, ak, banks := device(t, bootFor(p).Events(), nonce)
-		v, err := Verify(ev, known(), nonce, ak)
+		v, err := Verify(ev, known(), nonce, ak, unanchoredOK)
 		if err != nil {
 			t.Fatalf("%s: %v\n%+v", p, err, v.Checks)
 		}
@@ -117,7 +117,7 @@ func TestVerifyRejects(t *testing.T) {
 	// A fake "production" extended after the separator is replayed but ignored.
 	withFake := append(append([]measure.Event(nil), dev...), measure.DecisionEvent(decide.RequestProduction, decide.Production, decide.ReasonRequested))
 	ev, ak, _ := device(t, withFake, nonce)
-	v, err := Verify(ev, known(), nonce, ak)
+	v, err := Verify(ev, known(), nonce, ak, unanchoredOK)
 	if err != nil || v.Profile != "development" || v.IgnoredEvents != 1 {
 		t.Errorf("fake production after separator: err %v, profile %q, ignored %d", err, v.Profile, v.IgnoredEvents)
 	}
@@ -160,7 +160,7 @@ func TestVerifyRejects(t *testing.T) {
 		e := *ev
 		k, n, key := known(), append([]byte(nil), nonce...), ak
 		c.mod(&e, &k, &n, &key)
-		v, err := Verify(&e, k, n, key)
+		v, err := Verify(&e, k, n, key, unanchoredOK)
 		if err == nil || v.OK || !failed(v, c.check) {
 			t.Errorf("%s: err %v, check %s failed=%v, checks %+v", c.name, err, c.check, failed(v, c.check), v.Checks)
 		}
@@ -190,13 +190,13 @@ func TestVerifyRejectsBadSequences(t *testing.T) {
 		"no separator": noSeparator, "failure": failure,
 	} {
 		ev, ak, _ := device(t, evs, nonce)
-		v, err := Verify(ev, known(), nonce, ak)
+		v, err := Verify(ev, known(), nonce, ak, unanchoredOK)
 		if err == nil || !failed(v, "event-sequence") {
 			t.Errorf("%s: err %v, checks %+v", name, err, v.Checks)
 		}
 	}
 	ev, ak, _ := device(t, mismatch, nonce)
-	if v, err := Verify(ev, known(), nonce, ak); err == nil || !failed(v, "root") {
+	if v, err := Verify(ev, known(), nonce, ak, unanchoredOK); err == nil || !failed(v, "root") {
 		t.Errorf("production with overlay root: err %v", err)
 	}
 }
@@ -215,7 +215,7 @@ func TestVerifyLongIdentity(t *testing.T) {
 		b := bootFor(decide.Production)
 		b.Identity = id
 		ev, ak, _ := device(t, b.Events(), nonce)
-		v, err := Verify(ev, known(), nonce, ak)
+		v, err := Verify(ev, known(), nonce, ak, unanchoredOK)
 		if err != nil {
 			t.Fatalf("%d-byte identity: %v\n%+v", len(id), err, v.Checks)
 		}
@@ -229,3 +229,7 @@ func TestVerifyLongIdentity(t *testing.T) {
 		sums[v.IdentitySHA256] = true
 	}
 }
+
+// unanchoredOK verifies mcinit's PCR alone, as before firmware anchoring:
+// the simulator has no firmware.
+var unanchoredOK = Options{AllowUnanchored: true}

@@ -90,7 +90,7 @@ func FuzzVerify(f *testing.F) {
 	nonce := []byte("fuzz-seed-nonce")
 	real := readSeed(f, "testdata/fuzz/FuzzVerify/real")
 	f.Fuzz(func(t *testing.T, quote, sig, log []byte) {
-		v, err := Verify(&Evidence{Quote: quote, Signature: sig, EventLog: log}, known(), nonce, ak)
+		v, err := Verify(&Evidence{Quote: quote, Signature: sig, EventLog: log}, known(), nonce, ak, unanchoredOK)
 		if (err == nil) != v.OK {
 			t.Fatalf("error %v but verdict ok=%v", err, v.OK)
 		}

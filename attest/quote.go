@@ -27,14 +27,30 @@ const (
 	FileEventLog = "eventlog.bin" // mcinit's event log
 	FilePCRs     = "pcrs.txt"     // "bank:pcr=hex" lines, as read at quote time
 	FilePCRsBin  = "pcrs.bin"     // the same values concatenated (tpm2_checkquote -f)
+	FileFwLog    = "fwlog.bin"    // the firmware's event log (binary_bios_measurements); optional
+	FileVersion  = "version"      // "mcinit-evidence 2"; absent in version 1
 )
+
+// EvidenceVersion is the evidence format `mcinit attest` writes. Version 1
+// quoted mcinit's PCR alone and had no firmware log; version 2 quotes
+// FirmwarePCRs too and carries the firmware log when the kernel has one.
+const EvidenceVersion = 2
+
+// FirmwarePCRs are the PCRs quoted besides mcinit's own: the firmware's
+// 0-7 (PCR 4 holds the booted image's Authenticode digest, PCR 7 the
+// Secure Boot state), the systemd stub's 11 (the UKI's sections) and 12
+// (a command line or credentials from outside the UKI).
+var FirmwarePCRs = []int{0, 1, 2, 3, 4, 5, 6, 7, 11, 12}
+
+// FirmwareLogPath is where Linux exposes the firmware's event log.
+const FirmwareLogPath = "/sys/kernel/security/tpm0/binary_bios_measurements"
 
 // Bounds for evidence read from untrusted files.
 const (
 	MaxQuoteSize = 4096
 	MaxSigSize   = 1024
 	MaxNonceSize = 64
-	maxPCRsText  = 4096
+	maxPCRsText  = 16384 // 10+1 PCRs × 4 banks of SHA-512 lines fit
 )
 
 // PCRValue is one PCR of one bank.
@@ -51,24 +67,42 @@ type Evidence struct {
 	AKPub     []byte     // PEM; informational, the verifier uses the enrolled key
 	EventLog  []byte     // mcinit's crypto-agile log
 	PCRs      []PCRValue // PCR_Read at quote time; informational
+	// FirmwareLog is the firmware's event log; nil without one.
+	FirmwareLog []byte
+	// Version is the evidence format version (1 when no version file).
+	Version int
 }
 
-// Selection selects pcr in every bank, in the given order.
-func Selection(pcr int, banks []crypto.Hash) tpm2.TPMLPCRSelection {
+// Selection selects pcrs in every bank, in the given order.
+func Selection(pcrs []int, banks []crypto.Hash) tpm2.TPMLPCRSelection {
+	u := make([]uint, len(pcrs))
+	for i, p := range pcrs {
+		u[i] = uint(p)
+	}
 	var sel tpm2.TPMLPCRSelection
 	for _, h := range banks {
 		sel.PCRSelections = append(sel.PCRSelections, tpm2.TPMSPCRSelection{
 			Hash:      tpm2.TPMIAlgHash(measure.AlgID(h)),
-			PCRSelect: tpm2.PCClientCompatible.PCRs(uint(pcr)),
+			PCRSelect: tpm2.PCClientCompatible.PCRs(u...),
 		})
 	}
 	return sel
 }
 
-// Quote loads the AK, quotes pcr in every bank with the nonce and reads
-// the PCR values; the event log is the caller's to add. Every command runs
-// under measure's deadline and retry wrapper unless tpm already is one.
+// Quote quotes mcinit's pcr alone (evidence version 1); see QuotePCRs.
 func Quote(tpm transport.TPM, pcr int, banks []crypto.Hash, nonce []byte) (*Evidence, error) {
+	ev, err := QuotePCRs(tpm, []int{pcr}, banks, nonce)
+	if ev != nil {
+		ev.Version = 1
+	}
+	return ev, err
+}
+
+// QuotePCRs loads the AK, quotes pcrs (ascending, no duplicates) in every
+// bank with the nonce and reads the PCR values; the logs are the caller's
+// to add. Every command runs under measure's deadline and retry wrapper
+// unless tpm already is one.
+func QuotePCRs(tpm transport.TPM, pcrs []int, banks []crypto.Hash, nonce []byte) (*Evidence, error) {
 	if _, ok := tpm.(*measure.DeadlineTPM); !ok {
 		tpm = measure.WithDeadline(tpm, measure.DefaultTimeout)
 	}
@@ -80,7 +114,12 @@ func Quote(tpm transport.TPM, pcr int, banks []crypto.Hash, nonce []byte) (*Evid
 		return nil, err
 	}
 	defer ak.Close()
-	sel := Selection(pcr, banks)
+	for i, p := range pcrs {
+		if p < 0 || p > 23 || (i > 0 && p <= pcrs[i-1]) {
+			return nil, fmt.Errorf("quote: PCR list %v is not ascending within 0-23", pcrs)
+		}
+	}
+	sel := Selection(pcrs, banks)
 	q, err := tpm2.Quote{
 		SignHandle:     tpm2.AuthHandle{Handle: ak.Handle, Name: ak.Name, Auth: tpm2.PasswordAuth(nil)},
 		QualifyingData: tpm2.TPM2BData{Buffer: nonce},
@@ -94,16 +133,19 @@ func Quote(tpm transport.TPM, pcr int, banks []crypto.Hash, nonce []byte) (*Evid
 	if err != nil {
 		return nil, err
 	}
-	ev := &Evidence{Quote: q.Quoted.Bytes(), Signature: tpm2.Marshal(&q.Signature), AKPub: pemPub}
+	ev := &Evidence{Quote: q.Quoted.Bytes(), Signature: tpm2.Marshal(&q.Signature), AKPub: pemPub, Version: EvidenceVersion}
+	// One PCR per read: a TPM returns at most 8 digests per response.
 	for _, h := range banks {
-		rsp, err := tpm2.PCRRead{PCRSelectionIn: Selection(pcr, []crypto.Hash{h})}.Execute(tpm)
-		if err != nil {
-			return nil, fmt.Errorf("quote: TPM2_PCR_Read %s: %w", measure.BankName(h), err)
+		for _, pcr := range pcrs {
+			rsp, err := tpm2.PCRRead{PCRSelectionIn: Selection([]int{pcr}, []crypto.Hash{h})}.Execute(tpm)
+			if err != nil {
+				return nil, fmt.Errorf("quote: TPM2_PCR_Read %s: %w", measure.BankName(h), err)
+			}
+			if len(rsp.PCRValues.Digests) != 1 {
+				return nil, fmt.Errorf("quote: TPM2_PCR_Read %s:%d returned %d values", measure.BankName(h), pcr, len(rsp.PCRValues.Digests))
+			}
+			ev.PCRs = append(ev.PCRs, PCRValue{Bank: h, Index: pcr, Value: rsp.PCRValues.Digests[0].Buffer})
 		}
-		if len(rsp.PCRValues.Digests) != 1 {
-			return nil, fmt.Errorf("quote: TPM2_PCR_Read %s:%d returned %d values", measure.BankName(h), pcr, len(rsp.PCRValues.Digests))
-		}
-		ev.PCRs = append(ev.PCRs, PCRValue{Bank: h, Index: pcr, Value: rsp.PCRValues.Digests[0].Buffer})
 	}
 	return ev, nil
 }
@@ -169,6 +211,18 @@ func (e *Evidence) WriteDir(dir string) error {
 		{FileQuote, e.Quote}, {FileSig, e.Signature}, {FileAKPub, e.AKPub},
 		{FileEventLog, e.EventLog}, {FilePCRs, FormatPCRs(e.PCRs)}, {FilePCRsBin, bin},
 	}
+	if e.Version >= 2 {
+		files = append(files, struct {
+			name string
+			data []byte
+		}{FileVersion, []byte(fmt.Sprintf("mcinit-evidence %d\n", e.Version))})
+	}
+	if e.FirmwareLog != nil {
+		files = append(files, struct {
+			name string
+			data []byte
+		}{FileFwLog, e.FirmwareLog})
+	}
 	for _, f := range files {
 		if err := os.WriteFile(filepath.Join(dir, f.name), f.data, 0o644); err != nil {
 			return fmt.Errorf("write evidence: %w", err)
@@ -178,8 +232,25 @@ func (e *Evidence) WriteDir(dir string) error {
 }
 
 // ReadDir reads evidence written by WriteDir, bounding every file.
-// ak.pub and the PCR files are optional.
+// ak.pub, the PCR files, the version and the firmware log are optional.
+// Every error is an *EvidenceError: the evidence, not the verifier, is at
+// fault.
 func ReadDir(dir string) (*Evidence, error) {
+	e, err := readDir(dir)
+	if err != nil {
+		return nil, &EvidenceError{Err: err}
+	}
+	return e, nil
+}
+
+// EvidenceError says the evidence directory is missing, unreadable,
+// oversized or malformed at the file level.
+type EvidenceError struct{ Err error }
+
+func (e *EvidenceError) Error() string { return "evidence: " + e.Err.Error() }
+func (e *EvidenceError) Unwrap() error { return e.Err }
+
+func readDir(dir string) (*Evidence, error) {
 	read := func(name string, max int64, optional bool) ([]byte, error) {
 		p := filepath.Join(dir, name)
 		f, err := os.Open(p)
@@ -219,6 +290,19 @@ func ReadDir(dir string) (*Evidence, error) {
 	}
 	if e.PCRs, err = ParsePCRs(txt); err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, FilePCRs), err)
+	}
+	if e.FirmwareLog, err = read(FileFwLog, measure.MaxLogSize, true); err != nil {
+		return nil, err
+	}
+	ver, err := read(FileVersion, 64, true)
+	if err != nil {
+		return nil, err
+	}
+	e.Version = 1
+	if ver != nil {
+		if _, err := fmt.Sscanf(string(ver), "mcinit-evidence %d\n", &e.Version); err != nil || e.Version < 2 || e.Version > EvidenceVersion {
+			return nil, fmt.Errorf("%s: %q is not a supported evidence version", filepath.Join(dir, FileVersion), ver)
+		}
 	}
 	return &e, nil
 }

@@ -78,7 +78,7 @@ func Unseal(tpm transport.TPM, pubBytes, privBytes []byte, pcr int, h crypto.Has
 		return nil, fmt.Errorf("unseal: policy session: %w", err)
 	}
 	defer closeSess()
-	if _, err := (tpm2.PolicyPCR{PolicySession: sess.Handle(), Pcrs: Selection(pcr, []crypto.Hash{h})}).Execute(tpm); err != nil {
+	if _, err := (tpm2.PolicyPCR{PolicySession: sess.Handle(), Pcrs: Selection([]int{pcr}, []crypto.Hash{h})}).Execute(tpm); err != nil {
 		return nil, fmt.Errorf("unseal: TPM2_PolicyPCR: %w", err)
 	}
 	rsp, err := tpm2.Unseal{ItemHandle: tpm2.AuthHandle{Handle: ld.ObjectHandle, Name: ld.Name, Auth: sess}}.Execute(tpm)

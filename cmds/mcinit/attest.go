@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -15,12 +17,14 @@ func init() {
 	register("attest", "on the device: quote mcinit's PCR with a verifier's nonce", runAttest)
 }
 
-const attestUsage = `usage: mcinit attest -nonce HEX -out DIR [-log FILE] [-tpm DEV|tcp:HOST:PORT]
+const attestUsage = `usage: mcinit attest -nonce HEX -out DIR [-log FILE] [-fw-log FILE] [-tpm DEV|tcp:HOST:PORT]
        mcinit attest [-ak-pub-out FILE] [-ek-pub-out FILE] [-activate DIR] [-tpm ...]
 
 Writes quote.bin (TPMS_ATTEST), quote.sig (TPMT_SIGNATURE), ak.pub (PEM),
-eventlog.bin, pcrs.txt and pcrs.bin into DIR. The PCR and banks quoted are
-those of the event log. -ak-pub-out writes the AK's public key for
+eventlog.bin, fwlog.bin (the firmware's log, when the kernel has one),
+pcrs.txt, pcrs.bin and version ("mcinit-evidence 2") into DIR. The quote
+covers PCRs 0-7, 11, 12 and the event log's PCR, in every bank of the
+event log. -ak-pub-out writes the AK's public key for
 enrollment, -ek-pub-out the endorsement key's; -activate answers an
 enrollment challenge (mcinit enroll challenge) by printing its secret in hex.`
 
@@ -30,6 +34,7 @@ func runAttest(args []string) error {
 	nonceHex := fs.String("nonce", "", "verifier's nonce, hex (1-64 bytes)")
 	out := fs.String("out", "", "output directory")
 	logFile := fs.String("log", measure.LogPath, "mcinit event log")
+	fwFile := fs.String("fw-log", attest.FirmwareLogPath, "the firmware's event log; a missing file means none")
 	dev := fs.String("tpm", "", "TPM device or tcp:HOST:PORT (default /dev/tpmrm0, /dev/tpm0)")
 	akOut := fs.String("ak-pub-out", "", "write the AK public key (PEM) here, for enrollment")
 	ekOut := fs.String("ek-pub-out", "", "write the EK public key (PEM) here, for enrollment")
@@ -108,12 +113,55 @@ func runAttest(args []string) error {
 	if len(lg.Records) == 0 {
 		return fmt.Errorf("%s: no events", *logFile)
 	}
-	ev, err := attest.Quote(dt, int(lg.Records[0].PCR), lg.Banks, nonce)
+	pcr := int(lg.Records[0].PCR)
+	pcrs := []int{}
+	for _, p := range attest.FirmwarePCRs {
+		if p < pcr {
+			pcrs = append(pcrs, p)
+		}
+	}
+	pcrs = append(pcrs, pcr)
+	for _, p := range attest.FirmwarePCRs {
+		if p > pcr {
+			pcrs = append(pcrs, p)
+		}
+	}
+	// Read the firmware log before quoting: nothing extends PCRs 0-7, 11
+	// and 12 after ExitBootServices, so it cannot be stale.
+	fwb, err := readFirmwareLog(*fwFile)
 	if err != nil {
 		return err
 	}
-	ev.EventLog = logb
+	ev, err := attest.QuotePCRs(dt, pcrs, lg.Banks, nonce)
+	if err != nil {
+		return err
+	}
+	ev.EventLog, ev.FirmwareLog = logb, fwb
 	return ev.WriteDir(*out)
+}
+
+// readFirmwareLog reads the firmware's log, mounting securityfs first when
+// the booted system has not (best effort); a missing log is nil.
+func readFirmwareLog(path string) ([]byte, error) {
+	if path == attest.FirmwareLogPath {
+		mountSecurityFS()
+	}
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, measure.MaxLogSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(b) > measure.MaxLogSize {
+		return nil, fmt.Errorf("%s: more than %d bytes", path, measure.MaxLogSize)
+	}
+	return b, nil
 }
 
 // readSmall reads a file of at most 64 KiB.

@@ -135,20 +135,50 @@ func TestAttestVerbs(t *testing.T) {
 
 		nonce := hex.EncodeToString([]byte("nonce-" + prof))
 		out := p(string(prof) + "-quote")
-		if err := runAttest([]string{"-tpm", sw.Addr(), "-nonce", nonce, "-out", out, "-log", logf}); err != nil {
+		if err := runAttest([]string{"-tpm", sw.Addr(), "-nonce", nonce, "-out", out, "-log", logf, "-fw-log", p("no-firmware-log")}); err != nil {
 			t.Fatal(err)
 		}
-		if err := runVerify([]string{"-quote-dir", out, "-nonce", nonce, "-ak", p("ak.pem"), "-policy", polFile, "-keys", keysDir, "-require-profile", string(prof)}); err != nil {
+		// The swtpm has no firmware: mcinit's PCR alone, allowed explicitly.
+		if err := runVerify([]string{"-quote-dir", out, "-nonce", nonce, "-ak", p("ak.pem"), "-policy", polFile, "-keys", keysDir, "-allow-unanchored", "-require-profile", string(prof)}); err != nil {
 			t.Errorf("%s: verify: %v", prof, err)
 		}
 		var re rejectedError
-		if err := runVerify([]string{"-quote-dir", out, "-nonce", "00", "-ak", p("ak.pem"), "-policy", polFile}); !errors.As(err, &re) {
+		if err := runVerify([]string{"-quote-dir", out, "-nonce", "00", "-ak", p("ak.pem"), "-policy", polFile, "-keys", keysDir, "-allow-unanchored"}); !errors.As(err, &re) {
 			t.Errorf("%s: verify with a wrong nonce: %v, want a rejection (exit 3)", prof, err)
 		}
 		if prof == decide.Development {
-			if err := runVerify([]string{"-quote-dir", out, "-nonce", nonce, "-ak", p("ak.pem"), "-policy", polFile, "-require-profile", "production"}); !errors.As(err, &re) {
+			if err := runVerify([]string{"-quote-dir", out, "-nonce", nonce, "-ak", p("ak.pem"), "-policy", polFile, "-keys", keysDir, "-allow-unanchored", "-require-profile", "production"}); !errors.As(err, &re) {
 				t.Errorf("development passed -require-profile production: %v", err)
 			}
+		}
+		// Issue 10: without a firmware chain, never ok unless allowed (exit 4).
+		err = runVerify([]string{"-quote-dir", out, "-nonce", nonce, "-ak", p("ak.pem"), "-policy", polFile, "-keys", keysDir, "-require-profile", string(prof)})
+		if c := exitCode("verify", err); c != exitUnanchored {
+			t.Errorf("%s: unanchored evidence: exit %d (%v), want %d", prof, c, err, exitUnanchored)
+		}
+		// Issue 11 item 8: trusted keys are required (usage error without).
+		err = runVerify([]string{"-quote-dir", out, "-nonce", nonce, "-ak", p("ak.pem"), "-policy", polFile, "-allow-unanchored"})
+		if c := exitCode("verify", err); c != exitUsage {
+			t.Errorf("%s: verify without -keys: exit %d (%v), want %d", prof, c, err, exitUsage)
+		}
+		if err := runVerify([]string{"-quote-dir", out, "-nonce", nonce, "-ak", p("ak.pem"), "-policy", polFile, "-insecure-no-keys", "-allow-unanchored"}); err != nil {
+			t.Errorf("%s: verify -insecure-no-keys: %v", prof, err)
+		}
+		// Missing or oversized evidence: its own class (exit 5).
+		err = runVerify([]string{"-quote-dir", p("nowhere"), "-nonce", nonce, "-ak", p("ak.pem"), "-policy", polFile, "-keys", keysDir})
+		if c := exitCode("verify", err); c != exitEvidence {
+			t.Errorf("%s: missing evidence: exit %d (%v), want %d", prof, c, err, exitEvidence)
+		}
+		big := p("big-quote")
+		os.MkdirAll(big, 0o755)
+		for _, f := range []string{attest.FileQuote, attest.FileSig, attest.FileEventLog} {
+			b, _ := os.ReadFile(filepath.Join(out, f))
+			os.WriteFile(filepath.Join(big, f), b, 0o644)
+		}
+		os.WriteFile(filepath.Join(big, attest.FileQuote), make([]byte, attest.MaxQuoteSize+1), 0o644)
+		err = runVerify([]string{"-quote-dir", big, "-nonce", nonce, "-ak", p("ak.pem"), "-policy", polFile, "-keys", keysDir})
+		if c := exitCode("verify", err); c != exitEvidence {
+			t.Errorf("%s: oversized quote: exit %d (%v), want %d", prof, c, err, exitEvidence)
 		}
 
 		// predict agrees with the device's PCR.
@@ -164,7 +194,7 @@ func TestAttestVerbs(t *testing.T) {
 		pt, _ := os.ReadFile(p("pred.txt"))
 		pred.Write(pt)
 		for _, v := range ev.PCRs {
-			if v.Bank == crypto.SHA256 && !strings.Contains(pred.String(), hex.EncodeToString(v.Value)) {
+			if v.Index == 13 && v.Bank == crypto.SHA256 && !strings.Contains(pred.String(), hex.EncodeToString(v.Value)) {
 				t.Errorf("%s: device PCR %x not in predict output:\n%s", prof, v.Value, pred.String())
 			}
 		}

@@ -5,7 +5,9 @@
 //
 // Exit codes: 0 success; 1 an error (bad input, I/O); 2 usage; 3 a
 // verification or decision rejected the input (bad signature, refused boot,
-// failed attestation).
+// failed attestation); 4 an attestation without a firmware chain
+// (unanchored) where one is required; 5 missing, oversized or unreadable
+// attestation evidence.
 package main
 
 import (
@@ -21,6 +23,9 @@ const (
 	exitError    = 1
 	exitUsage    = 2
 	exitRejected = 3
+	// exitUnanchored and exitEvidence are used by verify only.
+	exitUnanchored = 4
+	exitEvidence   = 5
 )
 
 // verb is one `mcinit <verb>` subcommand.
@@ -53,6 +58,16 @@ func (e rejectedError) Error() string { return e.err.Error() }
 func (e rejectedError) Unwrap() error { return e.err }
 
 func rejected(err error) error { return rejectedError{err} }
+
+// classError makes main exit with its code (verify's unanchored and
+// evidence classes).
+type classError struct {
+	err  error
+	code int
+}
+
+func (e classError) Error() string { return e.err.Error() }
+func (e classError) Unwrap() error { return e.err }
 
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: mcinit <verb> [flags] [args]\n\nverbs:")
@@ -87,7 +102,10 @@ func exitCode(name string, err error) int {
 	fmt.Fprintf(os.Stderr, "mcinit %s: %s\n", name, msg)
 	var ue usageError
 	var re rejectedError
+	var ce classError
 	switch {
+	case errors.As(err, &ce):
+		return ce.code
 	case errors.As(err, &ue):
 		return exitUsage
 	case errors.As(err, &re):

@@ -23,10 +23,14 @@ func init() {
 
 const predictUsage = `usage: mcinit predict -policy P -keys DIR -board B -identity ID -profile production|development
                       [-request R] [-reason R] [-root-hash H] [-banks sha256,...] [-format text|json|tpm2] [-o FILE]
+                      [-uki UKI.efi]
+       mcinit predict -uki UKI.efi [-banks sha256,...] [-format text|json|tpm2] [-o FILE]
 
 Replays /init's measurements offline. -identity is the identity's canonical
 string (mcinit identify). -format tpm2 writes the raw PCR value(s), in bank
-order, for tpm2_createpolicy --policy-pcr -l sha256:PCR -f FILE.`
+order, for tpm2_createpolicy --policy-pcr -l sha256:PCR -f FILE.
+-uki adds what firmware and the systemd stub measure for that UKI: its
+Authenticode digest (PCR 4) and PCR 11 (see predict_uki.go).`
 
 // bankList parses "sha1,sha256".
 func bankList(s string) ([]crypto.Hash, error) {
@@ -57,8 +61,23 @@ func runPredict(args []string) error {
 	banks := fs.String("banks", "sha256", "PCR banks the TPM has active, comma-separated")
 	format := fs.String("format", "text", "output: text, json, or tpm2 (raw PCR values)")
 	out := fs.String("o", "-", "output file")
+	ukiFile := fs.String("uki", "", "a UKI: also predict its PCR 4 event and PCR 11")
 	if err := fs.Parse(args); err != nil {
 		return usagef("%v", err)
+	}
+	var ukiOut []byte
+	if *ukiFile != "" {
+		b, err := predictUKI(*ukiFile, *banks, *format, *polFile != "")
+		if err != nil || *polFile == "" {
+			if err == nil && fs.NArg() != 0 {
+				return usagef("predict: unexpected arguments %v", fs.Args())
+			}
+			if err != nil {
+				return err
+			}
+			return writeOut(*out, b)
+		}
+		ukiOut = b
 	}
 	if *polFile == "" || *keysDir == "" || *board == "" || *ident == "" || fs.NArg() != 0 {
 		return usagef("predict: -policy, -keys, -board and -identity are required")
@@ -160,6 +179,9 @@ func runPredict(args []string) error {
 		}
 		defer f.Close()
 		w = f
+	}
+	if _, err := w.Write(ukiOut); err != nil {
+		return err
 	}
 	switch *format {
 	case "tpm2":

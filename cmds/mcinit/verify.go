@@ -1,12 +1,14 @@
 package main
 
 import (
+	"crypto"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/mcinit/mcinit/attest"
@@ -14,15 +16,22 @@ import (
 )
 
 func init() {
-	register("verify", "on a server: check a device's quote and event log, print the verdict JSON", runVerify)
+	register("verify", "on a server: check a device's quote and event logs, print the verdict JSON", runVerify)
 }
 
 const verifyUsage = `usage: mcinit verify -quote-dir DIR -nonce HEX -ak AK.pem -policy P [-policy P2 ...]
-                     [-keys DIR] [-require-profile production|development]
+                     -keys DIR | -insecure-no-keys
+                     [-uki FLEET.efi ...] [-golden FLEET.json ...] [-allow-unanchored]
+                     [-allow-sha1] [-require-profile production|development]
 
-Prints the verdict JSON on stdout; exits 3 when the verdict is not ok.
-With -keys, every -policy must carry valid signatures (P.sig) by that key set,
-and the device must have measured that key set.`
+Prints the verdict JSON on stdout. Exit codes: 0 ok; 3 rejected (verdict
+"fail"); 4 unanchored (no firmware chain: direct kernel boot or no firmware
+log) unless -allow-unanchored; 5 evidence missing, oversized or unreadable;
+2 usage; 1 other errors (unreadable policy, keys or AK).
+Every -policy must carry valid signatures (P.sig) by the -keys key set, and
+the device must have measured that key set. The booted image must be one of
+the fleet's UKIs: -uki computes their values from the files, -golden reads
+them from "mcinit predict -uki FILE -format json".`
 
 type multiFlag []string
 
@@ -35,15 +44,23 @@ func runVerify(args []string) error {
 	dir := fs.String("quote-dir", "", "directory written by mcinit attest")
 	nonceHex := fs.String("nonce", "", "the nonce this verifier issued, hex")
 	akFile := fs.String("ak", "", "enrolled AK public key (PEM)")
-	keysDir := fs.String("keys", "", "trusted key directory: verify each policy's signatures (P.sig)")
+	keysDir := fs.String("keys", "", "trusted key directory: verify each policy's signatures (P.sig) and the measured key set")
+	noKeys := fs.Bool("insecure-no-keys", false, "experiments only: trust the policies without checking signatures or the key set")
 	require := fs.String("require-profile", "", "fail unless the device booted this profile")
-	var pols multiFlag
+	allowUnanchored := fs.Bool("allow-unanchored", false, "accept evidence without a firmware chain (verdict unanchored: mcinit's PCR alone)")
+	allowSHA1 := fs.Bool("allow-sha1", false, "accept a quote whose only PCR bank is SHA-1")
+	var pols, ukis, goldens multiFlag
 	fs.Var(&pols, "policy", "a known signed policy file (repeatable)")
+	fs.Var(&ukis, "uki", "a fleet UKI (repeatable)")
+	fs.Var(&goldens, "golden", "a fleet UKI's golden values, from mcinit predict -uki -format json (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return usagef("%v", err)
 	}
 	if *dir == "" || *nonceHex == "" || *akFile == "" || len(pols) == 0 || fs.NArg() != 0 {
 		return usagef("verify: -quote-dir, -nonce, -ak and at least one -policy are required")
+	}
+	if (*keysDir == "") == !*noKeys {
+		return usagef("verify: give -keys DIR (or, for experiments, -insecure-no-keys), not both")
 	}
 	nonce, err := hex.DecodeString(*nonceHex)
 	if err != nil || len(nonce) == 0 {
@@ -71,16 +88,39 @@ func runVerify(args []string) error {
 		}
 		known = append(known, kp)
 	}
+	opt := attest.Options{AllowUnanchored: *allowUnanchored, AllowSHA1Only: *allowSHA1}
+	for _, f := range ukis {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		g, err := attest.GoldenFromUKI(filepath.Base(f), b, []crypto.Hash{crypto.SHA1, crypto.SHA256, crypto.SHA384, crypto.SHA512})
+		if err != nil {
+			return err
+		}
+		opt.UKIs = append(opt.UKIs, g)
+	}
+	for _, f := range goldens {
+		b, err := readSmall(f)
+		if err != nil {
+			return err
+		}
+		g, err := attest.ParseGolden(b)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		opt.UKIs = append(opt.UKIs, g)
+	}
 	ev, err := attest.ReadDir(*dir)
 	if err != nil {
-		return err
+		return classError{err, exitEvidence}
 	}
-	v, verr := attest.Verify(ev, known, nonce, ak)
+	v, verr := attest.Verify(ev, known, nonce, ak, opt)
 	if *require != "" {
 		c := attest.Check{Name: "profile-required", OK: v.Profile == *require, Detail: "want " + *require + ", got " + v.Profile}
 		v.Checks = append(v.Checks, c)
 		if !c.OK {
-			v.OK, v.Verdict = false, "fail"
+			v.OK, v.Verdict = false, attest.VerdictFail
 			if verr == nil {
 				verr = errors.New("attestation rejected: " + c.Name + ": " + c.Detail)
 			}
@@ -91,10 +131,13 @@ func runVerify(args []string) error {
 	if err := enc.Encode(v); err != nil {
 		return err
 	}
-	if verr != nil {
-		return rejected(verr)
+	switch {
+	case verr == nil:
+		return nil
+	case v.Verdict == attest.VerdictUnanchored:
+		return classError{verr, exitUnanchored}
 	}
-	return nil
+	return rejected(verr)
 }
 
 func knownPolicy(path string, ks *policy.KeySet) (attest.KnownPolicy, error) {
@@ -116,7 +159,7 @@ func knownPolicy(path string, ks *policy.KeySet) (attest.KnownPolicy, error) {
 	} else if pol, err = policy.Parse(raw); err != nil {
 		return attest.KnownPolicy{}, fmt.Errorf("%s: %w", path, err)
 	}
-	kp := attest.KnownPolicy{Raw: raw, Version: pol.Version, PCR: pol.PCRIndex()}
+	kp := attest.KnownPolicy{Raw: raw, Version: pol.Version, PCR: pol.PCRIndex(), TPMRequired: pol.Production.RequiresTPM()}
 	if ks != nil {
 		kp.Threshold = ks.Threshold
 		for _, k := range ks.Keys() {

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mcinit/mcinit/attest"
+	"github.com/mcinit/mcinit/uki"
+)
+
+// TestPredictUKIMatchesSystemdMeasure: `mcinit predict -uki` gives, per
+// bank, the PCR 11 value Debian's systemd-measure calculates for the same
+// sections (--phase=: sections only), and the Authenticode digest.
+func TestPredictUKIMatchesSystemdMeasure(t *testing.T) {
+	const stub, measureTool = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub", "/lib/systemd/systemd-measure"
+	for _, f := range []string{stub, measureTool} {
+		if _, err := os.Stat(f); err != nil {
+			t.Fatalf("%s missing (Debian packages systemd-boot-efi, systemd): %v", f, err)
+		}
+	}
+	sb, err := os.ReadFile(stub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	p := func(n string) string { return filepath.Join(dir, n) }
+	in := map[string][]byte{
+		"linux":   bytes.Repeat([]byte("not a kernel "), 5000),
+		"initrd":  bytes.Repeat([]byte{1, 2, 3}, 7000),
+		"cmdline": []byte("console=ttyS0 panic=-1"),
+		"osrel":   []byte("ID=mcinit\n"),
+	}
+	pe, err := uki.Build(uki.Inputs{Stub: sb, Linux: in["linux"], Initrd: in["initrd"], Cmdline: in["cmdline"], OSRel: in["osrel"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p("fleet.efi"), pe, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := runPredict([]string{"-uki", p("fleet.efi"), "-banks", "sha1,sha256,sha384,sha512", "-format", "json", "-o", p("golden.json")}); err != nil {
+		t.Fatal(err)
+	}
+	gb, _ := os.ReadFile(p("golden.json"))
+	g, err := attest.ParseGolden(gb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"calculate", "--phase="}
+	for n, b := range in {
+		if err := os.WriteFile(p(n), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--"+n+"="+p(n))
+	}
+	for _, b := range []string{"sha1", "sha256", "sha384", "sha512"} {
+		args = append(args, "--bank="+b)
+	}
+	out, err := exec.Command(measureTool, args...).Output()
+	if err != nil {
+		t.Fatalf("systemd-measure: %v", err)
+	}
+	n := 0
+	for _, line := range strings.Fields(string(out)) {
+		bank, val, ok := strings.Cut(strings.TrimPrefix(line, "11:"), "=")
+		if !ok {
+			continue
+		}
+		n++
+		if g.PCR11[bank] != val {
+			t.Errorf("%s: predict -uki PCR 11 %s, systemd-measure %s", bank, g.PCR11[bank], val)
+		}
+	}
+	if n != 4 {
+		t.Fatalf("systemd-measure printed %d banks:\n%s", n, out)
+	}
+	if strings.Join(g.Sections, " ") != ".linux .osrel .cmdline .initrd" || len(g.Authenticode) != 4 {
+		t.Errorf("golden %+v", g)
+	}
+
+	// Text, with a policy refused in json; the text names PCR 4 and 11.
+	if err := runPredict([]string{"-uki", p("fleet.efi"), "-o", p("pred.txt")}); err != nil {
+		t.Fatal(err)
+	}
+	txt, _ := os.ReadFile(p("pred.txt"))
+	if !strings.Contains(string(txt), "sha256:4 EV_EFI_BOOT_SERVICES_APPLICATION authenticode="+g.Authenticode["sha256"]) ||
+		!strings.Contains(string(txt), "sha256:11="+g.PCR11["sha256"]) {
+		t.Errorf("predict -uki text:\n%s", txt)
+	}
+}
