@@ -124,7 +124,7 @@ func TestVerifyChain(t *testing.T) {
 	if v.Profile != "production" || len(v.QuotedPCRs) != 11 || v.EvidenceVersion != EvidenceVersion {
 		t.Errorf("full chain verdict %+v", v)
 	}
-	if len(v.Authorities) != 1 || !strings.Contains(v.Authorities[0], "SnakeOil") {
+	if len(v.Authorities) != 1 || !strings.HasPrefix(v.Authorities[0], "db:sha256:") {
 		t.Errorf("authorities %q", v.Authorities)
 	}
 

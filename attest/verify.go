@@ -109,36 +109,6 @@ func (v *Verdict) check(name string, err error, detail string) bool {
 	return err == nil
 }
 
-// ParseQuote decodes and checks a TPMS_ATTEST of type quote.
-func ParseQuote(b []byte) (att *tpm2.TPMSAttest, qi *tpm2.TPMSQuoteInfo, err error) {
-	if len(b) == 0 || len(b) > MaxQuoteSize {
-		return nil, nil, fmt.Errorf("quote: %d bytes, want 1-%d", len(b), MaxQuoteSize)
-	}
-	defer func() { // a malformed structure must never crash the verifier
-		if r := recover(); r != nil {
-			att, qi, err = nil, nil, fmt.Errorf("quote: malformed TPMS_ATTEST (%v)", r)
-		}
-	}()
-	att, err = tpm2.Unmarshal[tpm2.TPMSAttest](b)
-	if err != nil {
-		return nil, nil, fmt.Errorf("quote: TPMS_ATTEST: %w", err)
-	}
-	if !bytes.Equal(tpm2.Marshal(att), b) {
-		return nil, nil, errors.New("quote: trailing bytes after TPMS_ATTEST")
-	}
-	if err := att.Magic.Check(); err != nil {
-		return nil, nil, errors.New("quote: magic is not TPM_GENERATED_VALUE")
-	}
-	if att.Type != tpm2.TPMSTAttestQuote {
-		return nil, nil, fmt.Errorf("quote: attestation type %#x, not a quote", att.Type)
-	}
-	qi, err = att.Attested.Quote()
-	if err != nil {
-		return nil, nil, fmt.Errorf("quote: %w", err)
-	}
-	return att, qi, nil
-}
-
 // ParseSignature decodes a TPMT_SIGNATURE that must be ECDSA with SHA-256.
 func ParseSignature(b []byte) (r, s *big.Int, err error) {
 	if len(b) == 0 || len(b) > MaxSigSize {
@@ -291,7 +261,7 @@ func (v *Verdict) verify(ev *Evidence, known []KnownPolicy, nonce []byte, ak *ec
 	v.interpret(evs, known, v.PCR)
 
 	// 5. The firmware chain: Secure Boot, the booted UKI, its command line.
-	v.anchor(fw, pcrs, order, opt)
+	v.anchor(fw, pcrs, order, values, opt)
 }
 
 // quotedPCRs checks that the quote selects the same PCRs in every bank of
@@ -351,12 +321,14 @@ func checkFirmwareBanks(fw *fwlog.Log, banks []crypto.Hash, pcr int) error {
 // mcinit's PCR against the quote; such values anchor nothing).
 func pcrValues(pcrs []int, pcr int, lg *measure.Log, fw *fwlog.Log, file []PCRValue) (map[int]map[crypto.Hash][]byte, error) {
 	out := map[int]map[crypto.Hash][]byte{}
+	if fw != nil {
+		out = fw.ReplayPCRs(pcrs) // one pass; mcinit's PCR is overwritten below
+	}
 	for _, p := range pcrs {
 		switch {
 		case p == pcr:
 			out[p] = lg.Replay(p)
 		case fw != nil:
-			out[p] = fw.Replay(p)
 		default:
 			m := map[crypto.Hash][]byte{}
 			for _, f := range file {
@@ -402,7 +374,7 @@ func replayMatches(quoted []byte, order []crypto.Hash, pcrs []int, values map[in
 }
 
 // anchor runs the firmware-chain checks, or records why there is no chain.
-func (v *Verdict) anchor(fw *fwlog.Log, pcrs []int, banks []crypto.Hash, opt Options) {
+func (v *Verdict) anchor(fw *fwlog.Log, pcrs []int, banks []crypto.Hash, values map[int]map[crypto.Hash][]byte, opt Options) {
 	why := ""
 	var stub []fwlog.StubEvent
 	switch {
@@ -479,7 +451,7 @@ func (v *Verdict) anchor(fw *fwlog.Log, pcrs []int, banks []crypto.Hash, opt Opt
 	// PCR 11: the stub measured that UKI's sections (or, when PCR 4 did
 	// not match, any fleet UKI's, to name the PCR that differs).
 	err = nil
-	p11 := fw.Replay(fwlog.PCRStub)
+	p11 := values[fwlog.PCRStub]
 	cands := opt.UKIs
 	if match != nil {
 		cands = []*UKIGolden{match}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -22,8 +21,9 @@ type SecureBoot struct {
 	// Variables maps each measured configuration variable (SecureBoot, PK,
 	// KEK, db, dbx, ...) to the SHA-256 of its data, lowercase hex.
 	Variables map[string]string
-	// Authorities are the subjects of the db entries that verified an
-	// image (EV_EFI_VARIABLE_AUTHORITY after the separator), in order.
+	// Authorities are the db entries that verified an image
+	// (EV_EFI_VARIABLE_AUTHORITY after the separator), in order, as
+	// "db:sha256:<hex>" of the certificate (or of the entry's data).
 	Authorities []string
 }
 
@@ -126,16 +126,18 @@ func configName(v Variable) (string, error) {
 	return v.Name, nil
 }
 
-// authority renders an EV_EFI_VARIABLE_AUTHORITY: the certificate subject
-// of its EFI_SIGNATURE_DATA (owner GUID, then the DER), else a digest.
+// authority renders an EV_EFI_VARIABLE_AUTHORITY: the database that held
+// the entry and the SHA-256 of the entry's data (for an X.509 entry,
+// EFI_SIGNATURE_DATA's owner GUID is 16 bytes, then the certificate DER,
+// whose SHA-256 is given). Parsing the certificate is left to whoever
+// needs its subject: a verifier compares identities, not names.
 func authority(v Variable) string {
-	if len(v.Data) > 16 {
-		if c, err := x509.ParseCertificate(v.Data[16:]); err == nil {
-			return v.Name + ": " + c.Subject.String()
-		}
+	data := v.Data
+	if len(data) > 16 && data[16] == 0x30 { // an X.509 SEQUENCE after the owner GUID
+		data = data[16:]
 	}
-	d := sha256.Sum256(v.Data)
-	return v.Name + ": sha256:" + hex.EncodeToString(d[:])
+	d := sha256.Sum256(data)
+	return v.Name + ":sha256:" + hex.EncodeToString(d[:])
 }
 
 // App is one EV_EFI_BOOT_SERVICES_APPLICATION in PCR 4. The firmware

@@ -389,16 +389,46 @@ func parseRecord(r *reader, banks []crypto.Hash, allowNoAction bool) (LogRecord,
 
 // Replay extends every record of pcr, in order, into a zeroed PCR per bank.
 // EV_NO_ACTION records are never extended.
-func (l *Log) Replay(pcr int) map[crypto.Hash][]byte {
-	out := map[crypto.Hash][]byte{}
+func (l *Log) Replay(pcr int) map[crypto.Hash][]byte { return l.ReplayPCRs([]int{pcr}, 0)[pcr] }
+
+// ReplayPCRs replays several PCRs in one pass over the log (verifiers
+// replay whole firmware logs per bank). PCR 0 starts with its last byte
+// set to locality0 (a TPM2_Startup at locality 3 or 4, as a firmware log's
+// StartupLocality event says); every other PCR starts at zero.
+func (l *Log) ReplayPCRs(pcrs []int, locality0 byte) map[int]map[crypto.Hash][]byte {
+	var want [24]bool
+	out := make(map[int]map[crypto.Hash][]byte, len(pcrs))
+	for _, p := range pcrs {
+		if p >= 0 && p < len(want) {
+			want[p] = true
+			out[p] = make(map[crypto.Hash][]byte, len(l.Banks))
+		}
+	}
 	for i, h := range l.Banks {
-		v := make([]byte, h.Size())
-		for _, rec := range l.Records {
-			if int(rec.PCR) == pcr && rec.Type != EvNoAction {
-				v = Extend(h, v, rec.Digests[i])
+		var v [24][]byte
+		for p := range want {
+			if want[p] {
+				v[p] = make([]byte, h.Size())
 			}
 		}
-		out[h] = v
+		if want[0] {
+			v[0][h.Size()-1] = locality0
+		}
+		d := h.New() // one hasher per bank
+		for _, rec := range l.Records {
+			if !want[rec.PCR] || rec.Type == EvNoAction {
+				continue
+			}
+			d.Reset()
+			d.Write(v[rec.PCR])
+			d.Write(rec.Digests[i])
+			v[rec.PCR] = d.Sum(v[rec.PCR][:0])
+		}
+		for p := range want {
+			if want[p] {
+				out[p][h] = v[p]
+			}
+		}
 	}
 	return out
 }
