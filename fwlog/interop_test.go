@@ -10,19 +10,9 @@ import (
 	"testing"
 
 	goattest "github.com/google/go-attestation/attest"
-)
 
-// needTool skips when a tool is missing, except in CI or e2e runs, where a
-// missing interop peer must fail the test.
-func needTool(t *testing.T, name, pkg string) {
-	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		if os.Getenv("CI") != "" || os.Getenv("MCINIT_E2E") != "" {
-			t.Fatalf("%s not installed (Debian package %s)", name, pkg)
-		}
-		t.Skipf("%s not installed (Debian package %s): interop test impossible", name, pkg)
-	}
-}
+	"github.com/mcinit/mcinit/internal/testenv"
+)
 
 // TestGoAttestationSecureBoot: go-attestation reads the same Secure Boot
 // state and the same db authority from each captured log.
@@ -72,7 +62,7 @@ func TestGoAttestationSecureBoot(t *testing.T) {
 // TestTPM2EventlogParses: tpm2_eventlog parses each captured log and sees
 // the same Secure Boot value.
 func TestTPM2EventlogParses(t *testing.T) {
-	needTool(t, "tpm2_eventlog", "tpm2-tools")
+	testenv.RequireTool(t, "tpm2_eventlog", "tpm2-tools")
 	for _, c := range captured {
 		out, err := exec.Command("tpm2_eventlog", filepath.Join("testdata", c.name+".bin")).Output()
 		if err != nil {
