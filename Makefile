@@ -9,7 +9,7 @@ FUZZTIME ?= 30s
 # Debian packages the tests and the demo need (interop peers and QEMU).
 DEB_PACKAGES := qemu-system-x86 qemu-system-arm swtpm swtpm-tools tpm2-tools \
 	cryptsetup-bin cpio device-tree-compiler gdisk erofs-utils squashfs-tools \
-	busybox-static kmod e2fsprogs openssl dmidecode zstd gcc libssl-dev \
+	busybox-static kmod e2fsprogs openssl dmidecode zstd lz4 gcc libssl-dev \
 	time dmsetup \
 	ovmf qemu-efi-aarch64 systemd-boot-efi systemd sbsigntool osslsigncode mtools dosfstools \
 	nix-bin
@@ -49,7 +49,7 @@ demo: deps
 	$(GO) run ./e2e/demo
 
 initramfs: build
-	$(OUT)/mcinit initramfs -arch $${ARCH:-amd64} -o $(OUT)/initramfs-$${ARCH:-amd64}.cpio.gz
+	$(OUT)/mcinit initramfs -arch $${ARCH:-amd64} -o $(OUT)/initramfs-$${ARCH:-amd64}.cpio.lz4
 
 fuzz:
 	@scripts/fuzz.sh $(FUZZTIME)

@@ -49,7 +49,7 @@ func report(w io.Writer, kver, clock string, rounds int, sides []*side, sz []siz
 	row("whole boot (kernel start → real init)", ms(mw), ms(bw), ratio(float64(mw), float64(bw)), "")
 	m, b := sz[0], sz[1]
 	kb := func(n int64) string { return fmt.Sprintf("%d KiB", (n+512)/1024) }
-	row("initramfs compressed (as built, gzip)", kb(m.Gzip), kb(b.Gzip), ratio(float64(m.Gzip), float64(b.Gzip)),
+	row("initramfs compressed (as built)", kb(m.Gzip), kb(b.Gzip), ratio(float64(m.Gzip), float64(b.Gzip)),
 		"≤ 1.00× "+verdict(m.Gzip <= b.Gzip))
 	row("initramfs recompressed with gzip -n -9", kb(m.Gzip9), kb(b.Gzip9), ratio(float64(m.Gzip9), float64(b.Gzip9)), "")
 	row("initramfs uncompressed (cpio)", kb(m.Raw), kb(b.Raw), ratio(float64(m.Raw), float64(b.Raw)), "")

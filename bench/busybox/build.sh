@@ -11,7 +11,7 @@
 # -l DATA_LABEL,HASH_LABEL (GPT names, default root,root-verity).
 # The archive is reproducible: sorted names, fixed times and owners,
 # `cpio --reproducible`, `gzip -n -9`. Needs busybox-static, dmsetup,
-# cryptsetup-bin (veritysetup dump), gdisk (sgdisk), cpio, gzip.
+# cryptsetup-bin (veritysetup dump), gdisk (sgdisk), cpio, gzip, lz4.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -36,7 +36,7 @@ fi
 [[ $pcr =~ ^[0-9]+$ && $pcr -lt 24 ]] || { echo "build.sh: bad PCR $pcr" >&2; exit 2; }
 data_label=${labels%%,*}
 hash_label=${labels#*,}
-for t in busybox dmsetup veritysetup sgdisk cpio gzip; do
+for t in busybox dmsetup veritysetup sgdisk cpio gzip lz4; do
 	command -v "$t" >/dev/null || { echo "build.sh: $t not found (make deps)" >&2; exit 1; }
 done
 bb=$(command -v busybox)
@@ -50,7 +50,13 @@ mkdir -p "$root"/{bin,sbin,etc,proc,sys,dev,run,newroot,lib,lib64}
 
 # The module files and their order, from mcinit's own image.
 mkdir "$work/mc"
-(cd "$work/mc" && gzip -dc "$mcinit_initrd" | cpio -id --quiet 'lib/modules/*')
+# mcinit's images are LZ4-compressed (legacy frame; older ones gzip).
+case $(od -An -tx1 -N4 "$mcinit_initrd" | tr -d ' \n') in
+02214c18) unpack=(lz4 -q -d -c) ;;
+1f8b*) unpack=(gzip -d -c) ;;
+*) echo "build.sh: $mcinit_initrd is neither lz4 nor gzip" >&2; exit 1 ;;
+esac
+(cd "$work/mc" && "${unpack[@]}" "$mcinit_initrd" | cpio -id --quiet 'lib/modules/*')
 release=$(ls "$work/mc/lib/modules")
 [[ $(wc -w <<<"$release") == 1 ]] || { echo "build.sh: want one kernel release in $mcinit_initrd, have: $release" >&2; exit 1; }
 moddir=$work/mc/lib/modules/$release

@@ -26,7 +26,7 @@ func init() {
 func runInitramfs(args []string) error {
 	fl := flag.NewFlagSet("initramfs", flag.ContinueOnError)
 	arch := fl.String("arch", "amd64", "target architecture: amd64 or arm64")
-	out := fl.String("o", "", "output file (gzip-compressed newc cpio)")
+	out := fl.String("o", "", "output file (LZ4-compressed newc cpio, legacy frame)")
 	policyPath := fl.String("policy", "", "signed policy `FILE`")
 	sigPath := fl.String("sig", "", "detached signature file (default: POLICY.sig)")
 	keysDir := fl.String("keys", "keys", "trusted key set `DIR` (*.pem and keyset.toml)")
