@@ -45,12 +45,9 @@ fi
 nfiles=$(find "$upper" -type f | wc -l)
 nwh=$(find "$upper" -type c | wc -l)
 
-ms() { # runs "$@" once, prints milliseconds
-	local t0 t1
-	t0=$(date +%s%N)
-	"$@" >/dev/null
-	t1=$(date +%s%N)
-	echo $(((t1 - t0) / 1000000))
+ms() { # runs "$@" once, prints wall and CPU (user+sys) milliseconds
+	local TIMEFORMAT='%3R %3U %3S'
+	{ time "$@" >/dev/null 2>/dev/null; } 2>&1 | awk '{ printf "%d %d\n", $1 * 1000, ($2 + $3) * 1000 }'
 }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
 
@@ -61,9 +58,12 @@ tar_gnu() { tar --xattrs -cf "$work/gnu.tar" -C "$upper" .; }
 
 # Warm the page cache once, then interleave.
 list_dd >/dev/null; list_find >/dev/null
-declare -A t
+declare -A t c
 for r in $(seq "$ROUNDS"); do
-	for k in list_dd list_find tar_dd tar_gnu; do t[$k]+="$(ms $k) "; done
+	for k in list_dd list_find tar_dd tar_gnu; do
+		read -r wall cpu < <(ms $k)
+		t[$k]+="$wall " c[$k]+="$cpu "
+	done
 done
 changes=$(list_dd | wc -l)
 rss=""
@@ -72,13 +72,17 @@ if [[ -x /usr/bin/time ]]; then
 fi
 
 printf '\ndevdiff benchmark: upper with %d files + %d whiteouts, lower with 10000 files; %d changes listed\n' "$nfiles" "$nwh" "$changes"
-printf 'median of %d interleaved runs, warm cache, %d CPUs\n\n' "$ROUNDS" "$(nproc)"
-printf '%-34s %10s | %-30s %10s | %7s\n' "mcinit devdiff" "ms" "baseline" "ms" "ratio"
+printf 'median of %d interleaved runs, warm cache, %d CPUs, load average %s\n' "$ROUNDS" "$(nproc)" "$(cut -d' ' -f1 /proc/loadavg)"
+printf 'wall: elapsed time (the target); cpu: user+sys of the process, steadier on a shared host\n\n'
+printf '%-30s %8s %8s | %-30s %8s %8s | %6s %6s\n' "mcinit devdiff" "wall ms" "cpu ms" "baseline" "wall ms" "cpu ms" "wall" "cpu"
 row() { # label-a key-a label-b key-b
-	local a b
+	local a b ac bc
 	a=$(tr ' ' '\n' <<<"${t[$2]}" | grep . | median)
 	b=$(tr ' ' '\n' <<<"${t[$4]}" | grep . | median)
-	printf '%-34s %10d | %-30s %10d | %6.2fx\n' "$1" "$a" "$3" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN{print (b>0)?a/b:0}')"
+	ac=$(tr ' ' '\n' <<<"${c[$2]}" | grep . | median)
+	bc=$(tr ' ' '\n' <<<"${c[$4]}" | grep . | median)
+	printf '%-30s %8d %8d | %-30s %8d %8d | %5.2fx %5.2fx\n' "$1" "$a" "$ac" "$3" "$b" "$bc" \
+		"$(awk -v a="$a" -v b="$b" 'BEGIN{print (b>0)?a/b:0}')" "$(awk -v a="$ac" -v b="$bc" 'BEGIN{print (b>0)?a/b:0}')"
 }
 row "listing (compares 10k files)" list_dd "find -printf (lstat only)" list_find
 row "-tar export" tar_dd "tar --xattrs -c of the upper" tar_gnu

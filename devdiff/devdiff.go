@@ -6,19 +6,24 @@
 // The walk streams: it holds one directory's names per level of depth and
 // compares file contents chunk by chunk, never whole files or trees. The
 // only map it keeps is of upper inodes with more than one link, so hard
-// links can be carried into an export.
+// links can be carried into an export. Workers (one per CPU) stat, read
+// xattrs and compare contents a bounded window of names ahead of the
+// entry being reported; reporting itself stays in order on one goroutine.
 package devdiff
 
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -110,8 +115,6 @@ func Walk(upper, lower string, opts Options, fn func(*Change) error) error {
 		opts:  opts,
 		fn:    fn,
 		links: map[devIno]*linkHead{},
-		bufU:  make([]byte, 64<<10),
-		bufL:  make([]byte, 64<<10),
 	}
 	// /run/mcinit/upper is a symlink into the upper's filesystem.
 	u, err := filepath.EvalSymlinks(upper)
@@ -138,10 +141,38 @@ func Walk(upper, lower string, opts Options, fn func(*Change) error) error {
 		return fmt.Errorf("lower %s: not a directory", lower)
 	}
 	ui.Xattrs, li.Xattrs = ownXattrs(ui.Xattrs), ownXattrs(li.Xattrs)
-	if err := w.entry("/", upper, ui, rolePlain, lower, li); err != nil {
+	stop := w.startWorkers(runtime.GOMAXPROCS(0))
+	err = w.entry("/", upper, ui, rolePlain, lower, li, "")
+	stop()
+	if err != nil {
 		return err
 	}
 	return w.checkIndexLinks()
+}
+
+// buffers are one worker's content comparison buffers.
+type buffers struct{ a, b []byte }
+
+// startWorkers starts n goroutines running the walk's jobs; the returned
+// function stops them once every job has been taken. Workers never wait on
+// the reporting goroutine, so it may always block on a job's result.
+func (w *walker) startWorkers(n int) (stop func()) {
+	w.jobs = make(chan func(*buffers), 4*lookahead)
+	var wg sync.WaitGroup
+	for range max(n, 1) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b := &buffers{make([]byte, 64<<10), make([]byte, 64<<10)}
+			for job := range w.jobs {
+				job(b)
+			}
+		}()
+	}
+	return func() {
+		close(w.jobs)
+		wg.Wait()
+	}
 }
 
 // checkIndexLinks refuses an upper where a lower hard-linked file was
@@ -177,11 +208,29 @@ type linkHead struct {
 }
 
 type walker struct {
-	opts       Options
-	fn         func(*Change) error
-	links      map[devIno]*linkHead
-	bufU, bufL []byte
-	depth      int
+	opts  Options
+	fn    func(*Change) error
+	links map[devIno]*linkHead // touched only by the reporting goroutine
+	jobs  chan func(*buffers)  // run by the workers
+	depth int
+	// noListxattrat is set once listxattrat(2) turned out to be missing.
+	noListxattrat atomic.Bool
+}
+
+// lookahead bounds how many names of one directory are examined ahead of
+// the one being reported (per level of depth, so a subdirectory never
+// waits for room taken by its parent).
+const lookahead = 64
+
+// prepared is what the workers find out about one upper name: everything
+// that needs system calls, so reporting only decides and orders.
+type prepared struct {
+	done   chan struct{}
+	up, lp string // upper path; lower path ("" without a lower directory)
+	ui, li *Info  // li nil when the lower has no such name
+	r      role
+	why    string // content difference when both sides have the same type
+	err    error
 }
 
 // maxHeldDirs bounds the directory descriptors the walk keeps open (two
@@ -249,7 +298,28 @@ func (w *walker) dir(rel, upperDir, lowerDir string, opaque bool) error {
 			hidden = lnames
 		}
 	}
-	for _, name := range names {
+	// Names go to the workers up to lookahead ahead of the one reported.
+	// Jobs use ud and ld: all must finish before the deferred closes.
+	var queue []*prepared
+	submitted := 0
+	defer func() {
+		for _, p := range queue {
+			<-p.done
+		}
+	}()
+	for i, name := range names {
+		for ; submitted < len(names) && submitted <= i+lookahead; submitted++ {
+			p := &prepared{done: make(chan struct{})}
+			n := names[submitted]
+			w.jobs <- func(b *buffers) {
+				defer close(p.done)
+				p.err = w.prepare(ud, ld, n, p, b)
+			}
+			queue = append(queue, p)
+		}
+		p := queue[0]
+		queue = queue[1:]
+		<-p.done
 		for len(hidden) > 0 && hidden[0] <= name {
 			if hidden[0] != name {
 				if err := w.hiddenLower(rel, ld, hidden[0]); err != nil {
@@ -258,7 +328,7 @@ func (w *walker) dir(rel, upperDir, lowerDir string, opaque bool) error {
 			}
 			hidden = hidden[1:]
 		}
-		if err := w.upperName(rel, ud, ld, name); err != nil {
+		if err := w.upperName(rel, name, p); err != nil {
 			return err
 		}
 	}
@@ -280,42 +350,55 @@ func (w *walker) hiddenLower(rel string, ld dirAt, name string) error {
 	return w.fn(&Change{Kind: Deleted, Path: path.Join(rel, name), Info: *li, Lower: li})
 }
 
-// upperName handles one name of an upper directory; ld.path is "" when
-// there is no lower directory.
-func (w *walker) upperName(rel string, ud, ld dirAt, name string) error {
-	up := filepath.Join(ud.path, name)
-	fd, n := ud.at(name)
-	ui, err := w.statAt(fd, n, up, true)
+// prepare runs on a worker: it reads one upper name's state, classifies it
+// and, when the lower has an entry of the same type, compares the two
+// (ld.path is "" when there is no lower directory).
+func (w *walker) prepare(ud, ld dirAt, name string, p *prepared, b *buffers) error {
+	p.up = filepath.Join(ud.path, name)
+	ufd, un := ud.at(name)
+	ui, err := w.statAt(ufd, un, p.up, true)
 	if err != nil {
 		return err
 	}
-	r, err := classify(ui.mode(), ui.Rdev, ui.Size, ui.Xattrs)
-	if err != nil {
-		return fmt.Errorf("%s: %w", up, err)
+	if p.r, err = classify(ui.mode(), ui.Rdev, ui.Size, ui.Xattrs); err != nil {
+		return fmt.Errorf("%s: %w", p.up, err)
 	}
 	ui.Xattrs = ownXattrs(ui.Xattrs)
-	var lp string
-	var li *Info
-	if ld.path != "" {
-		lp = filepath.Join(ld.path, name)
-		fd, n := ld.at(name)
-		if li, err = w.statIfExists(fd, n, lp); err != nil {
-			return err
-		}
+	p.ui = ui
+	if ld.path == "" {
+		return nil
 	}
-	p := path.Join(rel, name)
-	if r == roleWhiteout {
-		if li == nil {
+	p.lp = filepath.Join(ld.path, name)
+	lfd, ln := ld.at(name)
+	if p.li, err = w.statIfExists(lfd, ln, p.lp); err != nil {
+		return err
+	}
+	if p.r != roleWhiteout && p.li != nil && p.li.Type == ui.Type {
+		p.why, err = contentDiff(b, entryAt{ufd, un, p.up}, ui, entryAt{lfd, ln, p.lp}, p.li)
+	}
+	return err
+}
+
+// upperName reports one name of an upper directory from what the workers
+// prepared.
+func (w *walker) upperName(rel, name string, p *prepared) error {
+	if p.err != nil {
+		return p.err
+	}
+	rp := path.Join(rel, name)
+	if p.r == roleWhiteout {
+		if p.li == nil {
 			return nil
 		}
-		return w.fn(&Change{Kind: Deleted, Path: p, Info: *li, Lower: li})
+		return w.fn(&Change{Kind: Deleted, Path: rp, Info: *p.li, Lower: p.li})
 	}
-	return w.entry(p, up, ui, r, lp, li)
+	return w.entry(rp, p.up, p.ui, p.r, p.lp, p.li, p.why)
 }
 
 // entry classifies one upper entry that is not a whiteout and reports it.
-// lp/li are the lower path and its state (li nil when absent).
-func (w *walker) entry(p, up string, ui *Info, r role, lp string, li *Info) error {
+// lp/li are the lower path and its state (li nil when absent); why is the
+// content difference found when both have the same type.
+func (w *walker) entry(p, up string, ui *Info, r role, lp string, li *Info, why string) error {
 	// Overlayfs marks some new directories opaque too; report it only
 	// where it hides a lower directory.
 	opaque := r == roleOpaqueDir && li != nil && li.Type == TypeDir
@@ -326,10 +409,6 @@ func (w *walker) entry(p, up string, ui *Info, r role, lp string, li *Info) erro
 	case li.Type != ui.Type:
 		c.Kind, c.Why = Modified, []string{"type"}
 	default:
-		why, err := w.contentDiff(up, ui, lp, li)
-		if err != nil {
-			return err
-		}
 		if why != "" {
 			c.Kind, c.Why = Modified, []string{why}
 		}
@@ -377,11 +456,12 @@ func (w *walker) entry(p, up string, ui *Info, r role, lp string, li *Info) erro
 }
 
 // contentDiff names the content difference between two entries of the
-// same type, or returns "".
-func (w *walker) contentDiff(up string, ui *Info, lp string, li *Info) (string, error) {
+// same type, or returns "". File contents are read only when the sizes
+// are equal.
+func contentDiff(b *buffers, up entryAt, ui *Info, lp entryAt, li *Info) (string, error) {
 	switch ui.Type {
 	case TypeFile:
-		same, err := w.sameBytes(up, ui.Size, lp, li.Size)
+		same, err := sameBytes(b, up, ui.Size, lp, li.Size)
 		if err != nil || same {
 			return "", err
 		}
@@ -416,53 +496,90 @@ func (w *walker) metaDiff(ui, li *Info) []string {
 	return why
 }
 
-// sameBytes compares two files chunk by chunk.
-func (w *walker) sameBytes(a string, asize int64, b string, bsize int64) (bool, error) {
+// entryAt is one directory entry named as dirAt.at names it, with its
+// full path for messages.
+type entryAt struct {
+	dirfd      int
+	name, path string
+}
+
+// sameBytes compares two files chunk by chunk, reading them through plain
+// descriptors (no poller registration, no path resolution).
+func sameBytes(buf *buffers, a entryAt, asize int64, b entryAt, bsize int64) (bool, error) {
 	if asize != bsize {
 		return false, nil
 	}
-	fa, err := openRegular(a)
+	fa, err := openRegularAt(a.dirfd, a.name, a.path)
 	if err != nil {
 		return false, err
 	}
-	defer fa.Close()
-	fb, err := openRegular(b)
+	defer unix.Close(fa)
+	fb, err := openRegularAt(b.dirfd, b.name, b.path)
 	if err != nil {
 		return false, err
 	}
-	defer fb.Close()
+	defer unix.Close(fb)
 	for {
-		na, ea := io.ReadFull(fa, w.bufU)
-		nb, eb := io.ReadFull(fb, w.bufL[:len(w.bufU)])
-		if ea != nil && ea != io.EOF && ea != io.ErrUnexpectedEOF {
-			return false, fmt.Errorf("read %s: %w", a, ea)
+		na, err := readFull(fa, buf.a)
+		if err != nil {
+			return false, &fs.PathError{Op: "read", Path: a.path, Err: err}
 		}
-		if eb != nil && eb != io.EOF && eb != io.ErrUnexpectedEOF {
-			return false, fmt.Errorf("read %s: %w", b, eb)
+		nb, err := readFull(fb, buf.b[:len(buf.a)])
+		if err != nil {
+			return false, &fs.PathError{Op: "read", Path: b.path, Err: err}
 		}
-		if na != nb || string(w.bufU[:na]) != string(w.bufL[:nb]) {
+		if na != nb || string(buf.a[:na]) != string(buf.b[:nb]) {
 			return false, nil
 		}
-		if ea != nil || eb != nil {
-			return ea != nil && eb != nil, nil
+		if na < len(buf.a) {
+			return true, nil // both ended here
 		}
 	}
+}
+
+// readFull fills p from fd; fewer bytes mean the end of the file.
+func readFull(fd int, p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := unix.Read(fd, p[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	return n, nil
 }
 
 // openRegular opens a file the walk found to be regular, refusing it if
 // it was swapped for a symlink, FIFO or device since (which could leak a
 // file from outside the layer into an export, or block).
 func openRegular(p string) (*os.File, error) {
-	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	fd, err := openRegularAt(unix.AT_FDCWD, p, p)
 	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: p, Err: err}
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), p), nil
+}
+
+// openRegularAt is openRegular of name relative to dirfd (p names it in
+// messages); the caller closes the descriptor.
+func openRegularAt(dirfd int, name, p string) (int, error) {
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, &fs.PathError{Op: "open", Path: p, Err: err}
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		unix.Close(fd)
-		return nil, fmt.Errorf("%s: no longer a regular file", p)
+		return -1, fmt.Errorf("%s: no longer a regular file", p)
 	}
-	return os.NewFile(uintptr(fd), p), nil
+	return fd, nil
 }
 
 func (w *walker) statIfExists(dirfd int, name, p string) (*Info, error) {
@@ -528,7 +645,7 @@ func (w *walker) statAt(dirfd int, name, p string, xattrs bool) (*Info, error) {
 		i.Size = 0
 	}
 	if xattrs {
-		xs, err := readXattrs(p)
+		xs, err := w.readXattrs(dirfd, name, p)
 		if err != nil {
 			return nil, err
 		}
@@ -563,10 +680,12 @@ func readNames(dir string) ([]string, error) {
 	return names, err
 }
 
-// readXattrs reads all xattrs of p (not following symlinks). A filesystem
-// without xattr support has none.
-func readXattrs(p string) ([]Xattr, error) {
-	buf, err := xattrCall(p, "llistxattr", func(b []byte) (int, error) { return unix.Llistxattr(p, b) })
+// readXattrs reads all xattrs of name relative to dirfd, p being the same
+// entry's full path (not following symlinks). A filesystem without xattr
+// support has none. Most entries have no xattrs, so listing them is the
+// call that counts.
+func (w *walker) readXattrs(dirfd int, name, p string) ([]Xattr, error) {
+	buf, err := w.listXattrs(dirfd, name, p)
 	if err != nil || len(buf) == 0 {
 		return nil, err
 	}
@@ -586,6 +705,40 @@ func readXattrs(p string) ([]Xattr, error) {
 		xs = append(xs, Xattr{Name: n, Value: v})
 	}
 	return xs, nil
+}
+
+// listXattrs lists the xattr names of name relative to dirfd with
+// listxattrat(2) (Linux 6.13), which resolves one path component where
+// llistxattr(2) resolves the whole path p again; kernels without it (or a
+// seccomp filter refusing it) get llistxattr.
+func (w *walker) listXattrs(dirfd int, name, p string) ([]byte, error) {
+	if !w.noListxattrat.Load() {
+		buf, err := xattrCall(p, "listxattrat", func(b []byte) (int, error) { return listxattrat(dirfd, name, b) })
+		if !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EPERM) {
+			return buf, err
+		}
+		w.noListxattrat.Store(true)
+	}
+	return xattrCall(p, "llistxattr", func(b []byte) (int, error) { return unix.Llistxattr(p, b) })
+}
+
+// listxattrat is listxattrat(2) with AT_SYMLINK_NOFOLLOW; x/sys has its
+// number but no wrapper.
+func listxattrat(dirfd int, name string, buf []byte) (int, error) {
+	pn, err := unix.BytePtrFromString(name)
+	if err != nil {
+		return 0, err
+	}
+	var b unsafe.Pointer
+	if len(buf) > 0 {
+		b = unsafe.Pointer(&buf[0])
+	}
+	n, _, errno := unix.Syscall6(unix.SYS_LISTXATTRAT, uintptr(dirfd), uintptr(unsafe.Pointer(pn)),
+		unix.AT_SYMLINK_NOFOLLOW, uintptr(b), uintptr(len(buf)), 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
 }
 
 // xattrCall runs a size-then-fetch xattr syscall, retrying when the value
