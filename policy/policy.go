@@ -11,29 +11,36 @@ const FormatVersion = 1
 // DefaultPCR is the PCR mcinit extends when the policy names none.
 const DefaultPCR = 13
 
-// The PCRs a policy may name: 8..15. Below are the firmware's (0-7); above,
-// 16 (debug) and 23 (application) can be reset by any process with
-// TPM2_PCR_Reset at locality 0, so a development root could reset the PCR
-// and replay production events; 17-22 belong to DRTM and refuse extends at
-// locality 0. 8..15 are reset only with the whole TPM (TPM2_Startup CLEAR).
+// The PCRs a policy may name: 8..15 except 11 and 12. Below are the
+// firmware's (0-7); above, 16 (debug) and 23 (application) can be reset by
+// any process with TPM2_PCR_Reset at locality 0, so a development root
+// could reset the PCR and replay production events; 17-22 belong to DRTM
+// and refuse extends at locality 0. 8..15 are reset only with the whole TPM
+// (TPM2_Startup CLEAR). 11 and 12 hold the systemd stub's measurements of
+// the UKI, which the verifier anchors on (attest.FirmwarePCRs).
 const (
 	MinPCR = 8
 	MaxPCR = 15
 )
 
+// acceptedPCRs names the PCRs CheckPCR accepts, for its messages.
+const acceptedPCRs = "8-10 or 13-15"
+
 // CheckPCR reports why pcr cannot carry mcinit's measurements, or nil.
 func CheckPCR(pcr int) error {
 	switch {
+	case pcr == 11 || pcr == 12:
+		return fmt.Errorf("%d holds the UKI's systemd stub measurements, which the verifier checks; use "+acceptedPCRs, pcr)
 	case pcr >= MinPCR && pcr <= MaxPCR:
 		return nil
 	case pcr >= 0 && pcr < MinPCR:
-		return fmt.Errorf("%d is a firmware PCR (0-7); use %d..%d", pcr, MinPCR, MaxPCR)
+		return fmt.Errorf("%d is a firmware PCR (0-7); use "+acceptedPCRs, pcr)
 	case pcr == 16 || pcr == 23:
-		return fmt.Errorf("%d can be reset at locality 0 (TPM2_PCR_Reset), so the booted system could reset it and replay production events; use %d..%d", pcr, MinPCR, MaxPCR)
+		return fmt.Errorf("%d can be reset at locality 0 (TPM2_PCR_Reset), so the booted system could reset it and replay production events; use "+acceptedPCRs, pcr)
 	case pcr >= 17 && pcr <= 22:
-		return fmt.Errorf("%d is a DRTM PCR that refuses extends at locality 0; use %d..%d", pcr, MinPCR, MaxPCR)
+		return fmt.Errorf("%d is a DRTM PCR that refuses extends at locality 0; use "+acceptedPCRs, pcr)
 	default:
-		return fmt.Errorf("%d is not a PCR (0-23); use %d..%d", pcr, MinPCR, MaxPCR)
+		return fmt.Errorf("%d is not a PCR (0-23); use "+acceptedPCRs, pcr)
 	}
 }
 
