@@ -107,3 +107,82 @@ func makeFAT(img, label string, size int64, files map[string][]byte) error {
 	}
 	return nil
 }
+
+// AddESP grows an existing GPT disk image by an EFI System Partition holding
+// files, after its last partition, and returns the new partition. The
+// partitions already there, and so their PARTUUIDs and contents, are left
+// as they are: a verity disk keeps its root hash. Like Build it is a
+// function of its inputs.
+func AddESP(disk string, files map[string][]byte) (PartInfo, error) {
+	st, err := os.Stat(disk)
+	if err != nil {
+		return PartInfo{}, err
+	}
+	out, err := exec.Command("sgdisk", "-p", disk).CombinedOutput()
+	if err != nil {
+		return PartInfo{}, fmt.Errorf("diskimage: sgdisk -p %s: %v: %s", disk, err, out)
+	}
+	last, lastEnd := 0, int64(0)
+	inTable := false
+	for _, l := range strings.Split(string(out), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 0 && f[0] == "Number" {
+			inTable = true
+			continue
+		}
+		if !inTable || len(f) < 3 {
+			continue
+		}
+		n, err1 := strconv.Atoi(f[0])
+		end, err2 := strconv.ParseInt(f[2], 10, 64)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		last = max(last, n)
+		lastEnd = max(lastEnd, (end+1)*sectorSize)
+	}
+	if last == 0 {
+		return PartInfo{}, fmt.Errorf("diskimage: %s has no GPT partitions", disk)
+	}
+	var digest [32]byte
+	h := sha256.New()
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(h, "%s\x00%d\x00", n, len(files[n]))
+		h.Write(files[n])
+	}
+	copy(digest[:], h.Sum(nil))
+	p := PartInfo{Number: last + 1, Label: "esp", TypeUUID: TypeESP, PartUUID: derivedUUID(digest, "esp"),
+		Offset: roundUp(lastEnd, align), Size: fatSize(files)}
+	tmp, err := os.MkdirTemp(filepath.Dir(disk), ".esp-*")
+	if err != nil {
+		return PartInfo{}, err
+	}
+	defer os.RemoveAll(tmp)
+	img := filepath.Join(tmp, "esp.img")
+	if err := makeFAT(img, p.Label, p.Size, files); err != nil {
+		return PartInfo{}, err
+	}
+	if err := os.Truncate(disk, max(st.Size(), p.Offset+p.Size+align)); err != nil {
+		return PartInfo{}, err
+	}
+	n := strconv.Itoa(p.Number)
+	if err := run("sgdisk", "-e",
+		"-n", fmt.Sprintf("%s:%d:%d", n, p.Offset/sectorSize, (p.Offset+p.Size)/sectorSize-1),
+		"-t", n+":"+p.TypeUUID, "-c", n+":"+p.Label, "-u", n+":"+p.PartUUID, disk); err != nil {
+		return PartInfo{}, err
+	}
+	f, err := os.OpenFile(disk, os.O_RDWR, 0)
+	if err != nil {
+		return PartInfo{}, err
+	}
+	defer f.Close()
+	if err := copyInto(f, img, p.Offset, p.Size); err != nil {
+		return PartInfo{}, fmt.Errorf("diskimage: ESP: %w", err)
+	}
+	return p, f.Close()
+}

@@ -75,6 +75,7 @@ func (s sys) report(r *reporter) {
 		r.kv("profile", "absent")
 	}
 	s.identity(r)
+	s.firmware(r)
 	s.runFiles(r)
 	s.mounts(r)
 	if v, err := readSmall(s.proc+"/sys/kernel/modules_disabled", 16); err == nil {
@@ -92,6 +93,38 @@ func (s sys) report(r *reporter) {
 		r.kv("marker", m)
 	} else {
 		r.kv("marker", "absent")
+	}
+}
+
+// secureBootVar is the UEFI global variable SecureBoot in efivarfs: four
+// attribute bytes, then 1 when Secure Boot is enforcing.
+const secureBootVar = "/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
+
+// firmware reports the kernel command line as booted and, under UEFI,
+// whether Secure Boot was on.
+func (s sys) firmware(r *reporter) {
+	if c, err := readSmall(s.proc+"/cmdline", 4096); err == nil {
+		r.kv("cmdline", strings.TrimRight(c, "\n"))
+	}
+	if _, err := os.Stat(s.sys + "/firmware/efi"); err != nil {
+		r.kv("efi", "no")
+		return
+	}
+	r.kv("efi", "yes")
+	v, err := readSmall(s.sys+secureBootVar, 64)
+	if errors.Is(err, fs.ErrNotExist) {
+		// efivarfs is not mounted in the booted root yet.
+		if unix.Mount("efivarfs", s.sys+"/firmware/efi/efivars", "efivarfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "") == nil {
+			v, err = readSmall(s.sys+secureBootVar, 64)
+		}
+	}
+	switch {
+	case err != nil:
+		r.kv("secureboot", "error: "+errName(err))
+	case len(v) == 5:
+		r.kv("secureboot", strconv.Itoa(int(v[4])))
+	default:
+		r.kv("secureboot", "error: "+strconv.Itoa(len(v))+" bytes")
 	}
 }
 

@@ -1,12 +1,14 @@
 // Command demo is `make demo`: it builds keys, a signed policy, a verity
 // root disk and the initramfs with the mcinit CLI, boots the default board
 // (qemu-x86_64) under QEMU with a software TPM — as production, as an
-// allowed development unit and as a unit whose development request is
-// denied — and prints what mcinit decided and measured.
+// allowed development unit, as a unit whose development request is
+// denied, and as production from a signed UKI through OVMF with Secure Boot
+// enforcing — and prints what mcinit decided and measured.
 package main
 
 import (
 	"context"
+	"crypto"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"github.com/mcinit/mcinit/e2e/fixture"
 	"github.com/mcinit/mcinit/e2e/harness"
 	"github.com/mcinit/mcinit/measure"
+	"github.com/mcinit/mcinit/uki"
 )
 
 func main() {
@@ -98,6 +101,12 @@ func run() error {
 		}
 		rows = append(rows, row{b.title, board, profile, reason(r), root, initTime(r), pcr})
 	}
+	sb, err := secureBootBoot(ctx, e, dir)
+	if err != nil {
+		return err
+	}
+	sbRoot := fmt.Sprintf("%s %s (%s)", val(sb.r, "root.fstype"), val(sb.r, "root.source"), val(sb.r, "root.mode"))
+	rows = append(rows, row{sb.title, val(sb.r, "file.board"), val(sb.r, "profile"), reason(sb.r), sbRoot, initTime(sb.r), sb.pcr})
 	step("summary")
 	fmt.Printf("    %-48s %-12s %-12s %-18s %-9s %s\n", "boot", "board", "profile", "reason", "/init→init", "PCR 13 (sha256, replayed from the log)")
 	for _, r := range rows {
@@ -105,6 +114,68 @@ func run() error {
 	}
 	fmt.Printf("    serial logs and all inputs: %s\n", dir)
 	return nil
+}
+
+type sbResult struct {
+	title, pcr string
+	r          *harness.Result
+}
+
+// secureBootBoot builds a signed UKI (Debian's stub, the demo's kernel,
+// initramfs and command line, Debian's OVMF test key), puts it on the ESP
+// of a copy of the verity disk and boots it through OVMF with Secure Boot
+// enforcing, as the production unit.
+func secureBootBoot(ctx context.Context, e *fixture.Env, dir string) (*sbResult, error) {
+	title := "a production unit, UKI under Secure Boot"
+	step("boot 4: %s (serial %s, OVMF, signed UKI on the ESP)", title, fixture.OtherSerial)
+	cmdline := e.UKICmdline("")
+	efi, err := e.UKI(ctx, "demo-uki", e.Initrd, cmdline, fixture.Snakeoil)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(efi)
+	if err != nil {
+		return nil, err
+	}
+	digest, err := uki.AuthenticodeDigest(b, crypto.SHA256)
+	if err != nil {
+		return nil, err
+	}
+	secs, err := uki.MeasuredSections(b)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Printf("    UKI %s: %d bytes, signed; PCR 4 event (Authenticode sha256) %x…\n", efi, len(b), digest[:12])
+	fmt.Printf("    PCR 11 as the stub leaves it (sha256) %x…\n", uki.PCR11(secs, crypto.SHA256)[:12])
+	disk, err := e.UEFIDisk("demo-uefi", efi)
+	if err != nil {
+		return nil, err
+	}
+	m, err := e.UEFIMachine("demo-4-uefi", disk, fixture.OtherSerial)
+	if err != nil {
+		return nil, err
+	}
+	m.LogDir = dir
+	r, err := harness.Boot(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range r.Mcinit {
+		fmt.Printf("    %s\n", l.Text)
+	}
+	if !r.ReportComplete {
+		return nil, fmt.Errorf("the Secure Boot boot did not reach the real init (%s); serial log: %s", r.Outcome, r.LogPath)
+	}
+	sbState := map[string]string{"1": "on", "0": "off"}[val(r, "secureboot")]
+	cmdOK := "the UKI's own"
+	if val(r, "cmdline") != cmdline {
+		cmdOK = "NOT the UKI's"
+	}
+	fmt.Printf("    firmware: Secure Boot %s; kernel command line is %s; boot took %v (firmware start to power-off)\n",
+		sbState, cmdOK, r.Elapsed.Round(time.Second))
+	_, pcr := events(r)
+	fmt.Printf("    real init: profile=%s root=%s %s (%s)\n", val(r, "profile"), val(r, "root.fstype"), val(r, "root.source"), val(r, "root.mode"))
+	return &sbResult{title: title, pcr: pcr, r: r}, nil
 }
 
 func prefixed(p, s string) string {

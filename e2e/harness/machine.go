@@ -42,7 +42,13 @@ type Machine struct {
 	// for reproducible timing in benchmarks.
 	Icount    bool
 	ExtraArgs []string // appended to QEMU's arguments
-	LogDir    string   // where <Name>.log (the serial console) is written, optional
+	// Firmware, when set, boots through UEFI firmware from Disk's EFI
+	// System Partition; Initrd and DTB are then unused. A Kernel is then
+	// an EFI image the firmware loads from QEMU (fw_cfg) before the disk,
+	// with Append verbatim as its load options: the command line a boot
+	// entry would pass.
+	Firmware *Firmware
+	LogDir   string // where <Name>.log (the serial console) is written, optional
 }
 
 // Outcome says how a boot ended.
@@ -55,7 +61,10 @@ const (
 	Halted     Outcome = "halted"   // the guest halted; the harness stopped QEMU
 	Panicked   Outcome = "panicked" // kernel panic (panic=-1 reboots, QEMU exits)
 	TimedOut   Outcome = "timed-out"
-	Exited     Outcome = "exited" // QEMU exited without a recognised guest ending
+	// NoBoot: the firmware found nothing it would start (see FirmwareNoBoot);
+	// the harness stopped QEMU.
+	NoBoot Outcome = "firmware-no-boot"
+	Exited Outcome = "exited" // QEMU exited without a recognised guest ending
 )
 
 // Result is what one boot produced.
@@ -103,8 +112,11 @@ func run(ctx context.Context, m Machine, dumpDTB string) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if m.Kernel == "" {
-		return nil, errors.New("machine has no kernel")
+	if m.Kernel == "" && m.Firmware == nil {
+		return nil, errors.New("machine has no kernel and no firmware")
+	}
+	if m.Firmware != nil && m.Disk == "" {
+		return nil, errors.New("firmware boot without a disk")
 	}
 	if m.Timeout <= 0 {
 		m.Timeout = 180 * time.Second
@@ -131,6 +143,18 @@ func run(ctx context.Context, m Machine, dumpDTB string) (*Result, error) {
 	}
 
 	args := qemuArgs(ga, m, tpmSock, dumpDTB)
+	if m.Firmware != nil {
+		dir, err := os.MkdirTemp("", "mcinit-fw-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		fw, err := firmwareArgs(ga, m.Firmware, dir)
+		if err != nil {
+			return nil, err
+		}
+		args = append(fw, args...)
+	}
 	bin := "qemu-system-x86_64"
 	if ga == "arm64" {
 		bin = "qemu-system-aarch64"
@@ -171,7 +195,7 @@ func run(ctx context.Context, m Machine, dumpDTB string) (*Result, error) {
 	// Copy the console, watching for a halt: QEMU keeps running after a
 	// guest halt, so the harness stops it instead of waiting for the timeout.
 	var serial lockedBuffer
-	halted := make(chan struct{})
+	halted := make(chan Outcome, 1)
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)
@@ -183,8 +207,7 @@ func run(ctx context.Context, m Machine, dumpDTB string) (*Result, error) {
 	var ended Outcome
 	select {
 	case err = <-waitErr:
-	case <-halted:
-		ended = Halted
+	case ended = <-halted:
 		time.Sleep(200 * time.Millisecond) // let the last lines through
 		kill(cmd)
 		err = <-waitErr
@@ -228,7 +251,11 @@ func qemuArgs(ga string, m Machine, tpmSock, dumpDTB string) []string {
 	var a []string
 	switch ga {
 	case "amd64":
-		a = []string{"-M", "q35", "-cpu", "max"}
+		mach := "q35"
+		if m.Firmware != nil && m.Firmware.SMM {
+			mach += ",smm=on"
+		}
+		a = []string{"-M", mach, "-cpu", "max"}
 	case "arm64":
 		console = "ttyAMA0"
 		mach := "virt"
@@ -239,12 +266,20 @@ func qemuArgs(ga string, m Machine, tpmSock, dumpDTB string) []string {
 	}
 	a = append(a, "-accel", "tcg", "-m", fmt.Sprint(m.MemoryMB), "-smp", "1",
 		"-nodefaults", "-no-user-config", "-display", "none", "-nic", "none",
-		"-no-reboot", "-serial", "stdio", "-monitor", "none",
-		"-kernel", m.Kernel)
-	if m.Initrd != "" {
-		a = append(a, "-initrd", m.Initrd)
+		"-no-reboot", "-serial", "stdio", "-monitor", "none")
+	if m.Firmware != nil && m.Kernel != "" {
+		a = append(a, "-kernel", m.Kernel)
+		if m.Append != "" {
+			a = append(a, "-append", m.Append)
+		}
 	}
-	a = append(a, "-append", strings.TrimSpace("console="+console+" panic=-1 printk.time=1 "+m.Append))
+	if m.Firmware == nil {
+		a = append(a, "-kernel", m.Kernel)
+		if m.Initrd != "" {
+			a = append(a, "-initrd", m.Initrd)
+		}
+		a = append(a, "-append", strings.TrimSpace("console="+console+" panic=-1 printk.time=1 "+m.Append))
+	}
 	if m.Disk != "" {
 		drive := "file=" + m.Disk + ",format=raw,if=none,id=d0,cache=unsafe"
 		if m.DiskSnapshot {
@@ -255,7 +290,7 @@ func qemuArgs(ga string, m Machine, tpmSock, dumpDTB string) []string {
 	for _, s := range m.SMBIOS {
 		a = append(a, "-smbios", s)
 	}
-	if m.DTB != "" {
+	if m.DTB != "" && m.Firmware == nil {
 		a = append(a, "-dtb", m.DTB)
 	}
 	if tpmSock != "" {
@@ -272,9 +307,16 @@ func qemuArgs(ga string, m Machine, tpmSock, dumpDTB string) []string {
 	return append(a, m.ExtraArgs...)
 }
 
-// watchConsole copies QEMU's serial output to buf (and log), closing halted
-// when the kernel reports a halt.
-func watchConsole(r io.Reader, buf *lockedBuffer, log io.Writer, halted chan<- struct{}) {
+// stopLines end a boot when they appear on the console: QEMU keeps running
+// after them.
+var stopLines = []struct {
+	line    string
+	outcome Outcome
+}{{lineHalted, Halted}, {FirmwareNoBoot, NoBoot}}
+
+// watchConsole copies QEMU's serial output to buf (and log), sending on
+// halted when the kernel reports a halt or the firmware gives up.
+func watchConsole(r io.Reader, buf *lockedBuffer, log io.Writer, halted chan<- Outcome) {
 	chunk := make([]byte, 32<<10)
 	var tail []byte // spans chunk boundaries for the halt line
 	sent := false
@@ -288,9 +330,11 @@ func watchConsole(r io.Reader, buf *lockedBuffer, log io.Writer, halted chan<- s
 				log.Write(chunk[:n])
 			}
 			tail = append(tail, chunk[:n]...)
-			if !sent && bytes.Contains(tail, []byte(lineHalted)) {
-				close(halted)
-				sent = true
+			for _, st := range stopLines {
+				if !sent && bytes.Contains(tail, []byte(st.line)) {
+					halted <- st.outcome
+					sent = true
+				}
 			}
 			if len(tail) > 256 {
 				tail = append(tail[:0], tail[len(tail)-256:]...)
