@@ -4,14 +4,17 @@
 #   - bench/*.sh          side-by-side scripts (each prints its own table)
 #   - go test -bench      every package with Go benchmarks
 #   - go run ./bench/boot mcinit versus a busybox initramfs, booted in QEMU
+#   - go run ./bench/uefiboot a signed UKI through OVMF (Secure Boot) versus
+#                         direct kernel boot, same kernel and disk
 # A failing section is reported and the others still run; the exit status
 # is non-zero when any failed.
 #
 # Environment:
 #   BENCH=verity,go,boot  run only these sections (script names without
-#                         .sh, "go" for the Go benchmarks, "boot")
+#                         .sh, "go" for the Go benchmarks, "boot", "uefi")
 #   BENCHTIME=1s          -benchtime of the Go benchmarks
 #   BOOT_ROUNDS=5         boots per side in the boot benchmark
+#   UEFI_ROUNDS=3         boots per side in the firmware benchmark
 #   MCINIT_E2E_DIR=DIR    keep and reuse the boot benchmark's built inputs
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -52,6 +55,8 @@ gobench() {
 section go gobench
 
 section boot $GO run ./bench/boot -rounds "${BOOT_ROUNDS:-5}"
+
+section uefi $GO run ./bench/uefiboot -rounds "${UEFI_ROUNDS:-3}"
 
 if ((${#failed[@]})); then
 	printf '\nbenchmarks FAILED: %s\n' "${failed[*]}"

@@ -74,6 +74,10 @@ type Result struct {
 	Serial   []byte // the whole serial console output
 	LogPath  string // the serial log file, when LogDir was set
 	Elapsed  time.Duration
+	// ReportAt is the wall time from QEMU's start until testinit's report
+	// began on the console (zero if it never did): with firmware, from
+	// firmware start to the real init's first line.
+	ReportAt time.Duration
 	QEMUArgs []string
 	Stderr   string // QEMU's and swtpm's diagnostics
 }
@@ -197,9 +201,10 @@ func run(ctx context.Context, m Machine, dumpDTB string) (*Result, error) {
 	var serial lockedBuffer
 	halted := make(chan Outcome, 1)
 	copied := make(chan struct{})
+	var reportAt time.Duration
 	go func() {
 		defer close(copied)
-		watchConsole(stdout, &serial, logFile, halted)
+		reportAt = watchConsole(stdout, &serial, logFile, halted, start)
 	}()
 
 	waitErr := make(chan error, 1)
@@ -218,6 +223,7 @@ func run(ctx context.Context, m Machine, dumpDTB string) (*Result, error) {
 	}
 	<-copied
 	res.Elapsed = time.Since(start)
+	res.ReportAt = reportAt
 	res.Serial = serial.Bytes()
 	res.Log = ParseLog(res.Serial)
 	res.Stderr = stderr.String()
@@ -315,8 +321,9 @@ var stopLines = []struct {
 }{{lineHalted, Halted}, {FirmwareNoBoot, NoBoot}}
 
 // watchConsole copies QEMU's serial output to buf (and log), sending on
-// halted when the kernel reports a halt or the firmware gives up.
-func watchConsole(r io.Reader, buf *lockedBuffer, log io.Writer, halted chan<- Outcome) {
+// halted when the kernel reports a halt or the firmware gives up. It
+// returns when testinit's report began, as time since start.
+func watchConsole(r io.Reader, buf *lockedBuffer, log io.Writer, halted chan<- Outcome, start time.Time) (reportAt time.Duration) {
 	chunk := make([]byte, 32<<10)
 	var tail []byte // spans chunk boundaries for the halt line
 	sent := false
@@ -330,6 +337,9 @@ func watchConsole(r io.Reader, buf *lockedBuffer, log io.Writer, halted chan<- O
 				log.Write(chunk[:n])
 			}
 			tail = append(tail, chunk[:n]...)
+			if reportAt == 0 && bytes.Contains(tail, []byte(ReportBegin)) {
+				reportAt = time.Since(start)
+			}
 			for _, st := range stopLines {
 				if !sent && bytes.Contains(tail, []byte(st.line)) {
 					halted <- st.outcome
@@ -341,7 +351,7 @@ func watchConsole(r io.Reader, buf *lockedBuffer, log io.Writer, halted chan<- O
 			}
 		}
 		if err != nil {
-			return
+			return reportAt
 		}
 	}
 }
