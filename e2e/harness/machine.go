@@ -70,10 +70,10 @@ const (
 // Result is what one boot produced.
 type Result struct {
 	*Log
-	Outcome  Outcome
-	Serial   []byte // the whole serial console output
-	LogPath  string // the serial log file, when LogDir was set
-	Elapsed  time.Duration
+	Outcome Outcome
+	Serial  []byte // the whole serial console output
+	LogPath string // the serial log file, when LogDir was set
+	Elapsed time.Duration
 	// ReportAt is the wall time from QEMU's start until testinit's report
 	// began on the console (zero if it never did): with firmware, from
 	// firmware start to the real init's first line.
