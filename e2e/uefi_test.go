@@ -37,17 +37,21 @@ func uefiBoot(t *testing.T, e *fixture.Env, name, initrd, cmdline string, s fixt
 
 // wantSecureBootBoot checks that the firmware started the kernel with
 // Secure Boot on, the real init ran, and the kernel's command line is the
-// UKI's own, byte for byte.
+// UKI's own, byte for byte. The guest's view of Secure Boot: the kernel's
+// EFI stub and the kernel say so, and Debian's kernel locked itself down
+// because of it (efivarfs is a module, not loadable in production).
 func wantSecureBootBoot(t *testing.T, r *harness.Result, cmdline, profile string) {
 	t.Helper()
 	wantReport(t, r, map[string]string{
-		"profile":    profile,
-		"efi":        "yes",
-		"secureboot": "1",
-		"cmdline":    cmdline,
+		"profile":  profile,
+		"efi":      "yes",
+		"cmdline":  cmdline,
+		"lockdown": "none [integrity] confidentiality",
 	})
-	if !r.Has("EFI stub: UEFI Secure Boot is enabled.") {
-		t.Errorf("the kernel's EFI stub did not see Secure Boot (log %s)", r.LogPath)
+	for _, l := range []string{"EFI stub: UEFI Secure Boot is enabled.", "secureboot: Secure boot enabled", "Kernel is locked down from EFI Secure Boot"} {
+		if !r.Has(l) {
+			t.Errorf("no %q on the console: the guest did not see Secure Boot (log %s)", l, r.LogPath)
+		}
 	}
 }
 
@@ -174,7 +178,10 @@ func TestUEFIStubIgnoresCmdlineOverride(t *testing.T) {
 		override := e.UKICmdline("mcinit_test.override=1")
 		m.Kernel, m.Append = efi, override
 		r := boot(t, m)
-		wantReport(t, r, map[string]string{"secureboot": "0", "cmdline": override, "profile": "production"})
+		wantReport(t, r, map[string]string{"efi": "yes", "lockdown": "[none] integrity confidentiality", "cmdline": override, "profile": "production"})
+		if !r.Has("secureboot: Secure boot disabled") {
+			t.Errorf("the control boot did not run without Secure Boot (log %s)", r.LogPath)
+		}
 	})
 }
 

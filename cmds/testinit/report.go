@@ -100,24 +100,26 @@ func (s sys) report(r *reporter) {
 // attribute bytes, then 1 when Secure Boot is enforcing.
 const secureBootVar = "/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
 
-// firmware reports the kernel command line as booted and, under UEFI,
-// whether Secure Boot was on.
+// firmware reports the kernel command line as booted, whether the kernel
+// booted through EFI, the SecureBoot variable when efivarfs is available
+// (a module in Debian's kernels, so not in a production boot) and the
+// kernel's lockdown state, which Debian's kernels raise to "integrity"
+// when Secure Boot is on.
 func (s sys) firmware(r *reporter) {
 	if c, err := readSmall(s.proc+"/cmdline", 4096); err == nil {
 		r.kv("cmdline", strings.TrimRight(c, "\n"))
+	}
+	if l, err := s.readMounting(s.sys+"/kernel/security/lockdown", "securityfs", s.sys+"/kernel/security"); err == nil {
+		r.kv("lockdown", strings.TrimSpace(l))
+	} else {
+		r.kv("lockdown", "error: "+errName(err))
 	}
 	if _, err := os.Stat(s.sys + "/firmware/efi"); err != nil {
 		r.kv("efi", "no")
 		return
 	}
 	r.kv("efi", "yes")
-	v, err := readSmall(s.sys+secureBootVar, 64)
-	if errors.Is(err, fs.ErrNotExist) {
-		// efivarfs is not mounted in the booted root yet.
-		if unix.Mount("efivarfs", s.sys+"/firmware/efi/efivars", "efivarfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "") == nil {
-			v, err = readSmall(s.sys+secureBootVar, 64)
-		}
-	}
+	v, err := s.readMounting(s.sys+secureBootVar, "efivarfs", s.sys+"/firmware/efi/efivars")
 	switch {
 	case err != nil:
 		r.kv("secureboot", "error: "+errName(err))
@@ -126,6 +128,18 @@ func (s sys) firmware(r *reporter) {
 	default:
 		r.kv("secureboot", "error: "+strconv.Itoa(len(v))+" bytes")
 	}
+}
+
+// readMounting reads a small file, mounting fstype (read-only) at dir
+// first when the file is not there.
+func (s sys) readMounting(path, fstype, dir string) (string, error) {
+	v, err := readSmall(path, 4096)
+	if errors.Is(err, fs.ErrNotExist) {
+		if unix.Mount(fstype, dir, fstype, unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "") == nil {
+			v, err = readSmall(path, 4096)
+		}
+	}
+	return v, err
 }
 
 // identity reports the board identity the booted system sees: the device
