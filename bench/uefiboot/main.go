@@ -88,9 +88,9 @@ func run() error {
 		}},
 		{name: "direct", machine: func(i int) (harness.Machine, error) {
 			// Same disk (with the ESP, unused here), kernel, initramfs and
-			// command line; the harness's own console settings equal the
-			// UKI's command line.
-			m := e.Machine(fmt.Sprintf("direct-%d", i), e.Initrd, disk, fixture.OtherSerial, "")
+			// command line (the harness's console settings plus
+			// UKITimerCheck are the UKI's).
+			m := e.Machine(fmt.Sprintf("direct-%d", i), e.Initrd, disk, fixture.OtherSerial, fixture.UKITimerCheck)
 			m.Timeout = 15 * time.Minute
 			return m, nil
 		}},
