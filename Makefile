@@ -10,7 +10,7 @@ FUZZTIME ?= 30s
 DEB_PACKAGES := qemu-system-x86 qemu-system-arm swtpm swtpm-tools tpm2-tools \
 	cryptsetup-bin cpio device-tree-compiler gdisk erofs-utils squashfs-tools \
 	busybox-static kmod e2fsprogs openssl dmidecode zstd lz4 gcc libssl-dev \
-	time dmsetup \
+	time dmsetup debootstrap \
 	ovmf qemu-efi-aarch64 systemd-boot-efi systemd sbsigntool osslsigncode mtools dosfstools \
 	nix-bin
 
@@ -22,9 +22,16 @@ all: build
 deps:
 	@scripts/deps.sh $(DEB_PACKAGES)
 
+# DEVICE_ARCHS: architectures whose device payload (the initramfs /init)
+# `make build` puts in out/device beside out/mcinit, so that `mcinit
+# initramfs` packs images without the source tree or a Go toolchain.
+DEVICE_ARCHS ?= amd64,arm64
+
 build:
 	$(GO) build ./...
 	$(GO) build -o $(OUT)/mcinit ./cmds/mcinit
+	@xdg=$$(mktemp -d) && trap 'rm -rf "$$xdg"' EXIT && \
+		XDG_CACHE_HOME=$$xdg GOCACHE=$$($(GO) env GOCACHE) $(GO) run ./cmds/mkdevice -arch $(DEVICE_ARCHS) -o $(OUT)/device
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
@@ -49,7 +56,7 @@ demo: deps
 	$(GO) run ./e2e/demo
 
 initramfs: build
-	$(OUT)/mcinit initramfs -arch $${ARCH:-amd64} -o $(OUT)/initramfs-$${ARCH:-amd64}.cpio.lz4
+	OUT=$(OUT) scripts/initramfs.sh $${ARCH:-amd64}
 
 fuzz:
 	@scripts/fuzz.sh $(FUZZTIME)

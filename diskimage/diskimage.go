@@ -56,6 +56,9 @@ type Spec struct {
 	// root). By default owners, modes and xattrs (file capabilities) are
 	// kept as they are in the tree.
 	AllRoot bool
+	// ROHelpers applies ApplyROHelpers to (a copy of) the tree: volatile
+	// /tmp and /var/tmp, an empty /etc/machine-id.
+	ROHelpers bool
 	RootFS  string // EROFS (default) or Ext4
 	// RootLabel is the root's GPT partition name; default "root".
 	RootLabel string
@@ -173,6 +176,17 @@ func Build(spec Spec, out string) (*Result, error) {
 	if spec.RootTar != "" {
 		spec.RootDir = filepath.Join(tmp, "tree")
 		if err := extractTarFile(spec.RootTar, spec.RootDir); err != nil {
+			return nil, err
+		}
+	} else if spec.ROHelpers {
+		cp := filepath.Join(tmp, "tree")
+		if err := copyTree(spec.RootDir, cp); err != nil {
+			return nil, err
+		}
+		spec.RootDir = cp
+	}
+	if spec.ROHelpers {
+		if err := ApplyROHelpers(spec.RootDir); err != nil {
 			return nil, err
 		}
 	}

@@ -1,8 +1,9 @@
-// Package initramfs builds mcinit's initramfs image with u-root's mkuimage:
-// mcinit's /init (and, for development-capable images, a small rescue
-// toolset) as a busybox-style Go binary, plus the trusted configuration
-// (policy, signatures, keys, board files, grants) and exactly the kernel
-// modules the boards need. Builds are reproducible: the same inputs give a
+// Package initramfs packs mcinit's initramfs image: the device payload
+// (mcinit's /init and, for development-capable images, a small rescue
+// toolset, as one busybox-style Go binary built once per version and arch
+// by package initramfs/device) plus the trusted configuration (policy,
+// signatures, keys, board files, grants) and exactly the kernel modules the
+// boards need. Packing needs no Go toolchain; the same inputs give a
 // byte-identical, LZ4-compressed (legacy frame) newc archive.
 package initramfs
 
@@ -12,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
@@ -20,10 +20,7 @@ import (
 	"strings"
 
 	"github.com/pierrec/lz4/v4"
-	"github.com/u-root/gobusybox/src/pkg/golang"
 	"github.com/u-root/mkuimage/cpio"
-	"github.com/u-root/mkuimage/uimage"
-	"github.com/u-root/uio/llog"
 
 	"github.com/mcinit/mcinit/initramfs/layout"
 )
@@ -38,32 +35,6 @@ const (
 	GrantsDir  = layout.GrantsDir
 	ModulesDir = layout.ModulesDir
 )
-
-// InitPackage is the Go package built as /init.
-const InitPackage = "github.com/mcinit/mcinit/cmds/init"
-
-// RescueCommands are the u-root core commands shipped in images that may
-// boot development, for the rescue shell. Production-only images carry none.
-var RescueCommands = []string{
-	"github.com/u-root/u-root/cmds/core/gosh",
-	"github.com/u-root/u-root/cmds/core/cat",
-	"github.com/u-root/u-root/cmds/core/cp",
-	"github.com/u-root/u-root/cmds/core/dmesg",
-	"github.com/u-root/u-root/cmds/core/echo",
-	"github.com/u-root/u-root/cmds/core/grep",
-	"github.com/u-root/u-root/cmds/core/insmod",
-	"github.com/u-root/u-root/cmds/core/ls",
-	"github.com/u-root/u-root/cmds/core/lsmod",
-	"github.com/u-root/u-root/cmds/core/mkdir",
-	"github.com/u-root/u-root/cmds/core/mount",
-	"github.com/u-root/u-root/cmds/core/mv",
-	"github.com/u-root/u-root/cmds/core/ps",
-	"github.com/u-root/u-root/cmds/core/rm",
-	"github.com/u-root/u-root/cmds/core/rmmod",
-	"github.com/u-root/u-root/cmds/core/shutdown",
-	"github.com/u-root/u-root/cmds/core/sync",
-	"github.com/u-root/u-root/cmds/core/umount",
-}
 
 // File is one file placed into the image with a fixed mode.
 type File struct {
@@ -85,9 +56,19 @@ type Spec struct {
 	// closure, as resolved by kmodules) and the modules.dep text for them.
 	ModuleFiles []string
 	ModulesDep  []byte
-	WorkDir     string // Go module root used to resolve packages ("" = cwd)
-	TempDir     string // scratch space ("" = os.TempDir)
-	Logger      *slog.Logger
+	// Device is the device payload: an uncompressed newc archive holding
+	// /init and bbin/ as initramfs/device builds it (DeviceFile names it).
+	Device []byte
+}
+
+// DeviceFile names the device payload for arch inside a payload
+// directory: DIR/<arch>/init.cpio, or init-rescue.cpio with the rescue
+// commands.
+func DeviceFile(arch string, rescue bool) string {
+	if rescue {
+		return path.Join(arch, "init-rescue.cpio")
+	}
+	return path.Join(arch, "init.cpio")
 }
 
 // Build writes the LZ4-compressed initramfs described by spec to w.
@@ -95,50 +76,55 @@ func Build(spec Spec, w io.Writer) error {
 	if spec.Arch != "amd64" && spec.Arch != "arm64" {
 		return fmt.Errorf("initramfs: unsupported arch %q (want amd64 or arm64)", spec.Arch)
 	}
+	if len(spec.Device) == 0 {
+		return errors.New("initramfs: no device payload (Spec.Device)")
+	}
 	base, err := baseArchive(spec)
 	if err != nil {
 		return err
 	}
-	tmp, err := os.MkdirTemp(spec.TempDir, "mcinit-initramfs-")
-	if err != nil {
+	dev, err := cpio.ReadAllRecords(cpio.Newc.Reader(bytes.NewReader(spec.Device)))
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("initramfs: device payload: %w", err)
+	}
+	all, err := cpio.ReadAllRecords(base.Reader())
+	if err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("initramfs: %w", err)
 	}
-	defer os.RemoveAll(tmp)
-
-	cmds := []string{InitPackage}
-	if spec.Rescue {
-		cmds = append(cmds, RescueCommands...)
+	byName := map[string]cpio.Record{}
+	for _, r := range all {
+		byName[r.Name] = r
 	}
-	envOpts := []golang.Opt{golang.DisableCGO(), golang.WithGOOS("linux"), golang.WithGOARCH(spec.Arch)}
-	if spec.WorkDir != "" {
-		envOpts = append(envOpts, golang.WithWorkingDir(spec.WorkDir))
-	}
-	cpioPath := filepath.Join(tmp, "initramfs.cpio")
-	mods := []uimage.Modifier{
-		uimage.WithEnv(envOpts...),
-		uimage.WithTempDir(tmp),
-		uimage.WithBaseArchive(base),
-		uimage.WithBusyboxCommands(cmds...),
-		uimage.WithInit(path.Base(InitPackage)),
-		uimage.WithSkipLDD(),
-		uimage.WithCPIOOutput(cpioPath),
-	}
-	if spec.Rescue {
-		mods = append(mods, uimage.WithShell("gosh"))
-	}
-	l := llog.New(slog.LevelWarn, func(format string, a ...any) {
-		if spec.Logger != nil {
-			spec.Logger.Warn(fmt.Sprintf(format, a...))
+	hasInit := false
+	for _, r := range dev {
+		if r.Name == "TRAILER!!!" {
+			continue
 		}
-	})
-	if err := uimage.Create(l, mods...); err != nil {
-		return fmt.Errorf("initramfs: building with mkuimage: %w", err)
+		hasInit = hasInit || r.Name == "init"
+		if old, ok := byName[r.Name]; ok {
+			// Directories may be in both; anything else is a clash.
+			if old.Mode&cpio.S_IFMT == cpio.S_IFDIR && r.Mode&cpio.S_IFMT == cpio.S_IFDIR {
+				continue
+			}
+			return fmt.Errorf("initramfs: %s is in the device payload and the configuration", r.Name)
+		}
+		byName[r.Name] = r
+		all = append(all, r)
 	}
-	raw, err := os.ReadFile(cpioPath)
-	if err != nil {
+	if !hasInit {
+		return errors.New("initramfs: device payload has no init")
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].Name < all[j].Name })
+	cpio.MakeAllReproducible(all)
+	var raw bytes.Buffer
+	rw := cpio.Newc.Writer(&raw)
+	if err := cpio.WriteRecords(rw, all); err != nil {
 		return fmt.Errorf("initramfs: %w", err)
 	}
-	return compress(w, raw)
+	if err := cpio.WriteTrailer(rw); err != nil {
+		return fmt.Errorf("initramfs: %w", err)
+	}
+	return compress(w, raw.Bytes())
 }
 
 // compress writes the archive in the LZ4 legacy frame format (`lz4 -l`,

@@ -196,7 +196,7 @@ type keySetFile struct {
 func LoadKeySet(fsys fs.FS) (*KeySet, error) {
 	raw, err := readBounded(fsys, KeySetFile, maxKeySetToml)
 	if err != nil {
-		return nil, fmt.Errorf("key set: %w", err)
+		return nil, fmt.Errorf("key set: %w (a key directory holds the trusted public keys as *.pem files and %s with `threshold = N`)%s", err, KeySetFile, skippedNote(fsys))
 	}
 	var kf keySetFile
 	md, err := decodeStrict(raw, &kf, maxKeySetToml)
@@ -226,7 +226,37 @@ func LoadKeySet(fsys fs.FS) (*KeySet, error) {
 		k.Name = n
 		keys = append(keys, k)
 	}
-	return NewKeySet(kf.Threshold, keys...)
+	ks, err := NewKeySet(kf.Threshold, keys...)
+	if err != nil {
+		return nil, fmt.Errorf("%w%s", err, skippedNote(fsys))
+	}
+	return ks, nil
+}
+
+// skippedNote names the files of a key directory that are not read (only
+// *.pem and keyset.toml are), for errors: a `cp release.pub keys/` then
+// says why its key does not count.
+func skippedNote(fsys fs.FS) string {
+	ents, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return ""
+	}
+	var skipped []string
+	for _, e := range ents {
+		n := e.Name()
+		if e.IsDir() || n == KeySetFile || strings.HasSuffix(n, ".pem") {
+			continue
+		}
+		skipped = append(skipped, n)
+		if len(skipped) == 8 {
+			skipped = append(skipped, "…")
+			break
+		}
+	}
+	if len(skipped) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; skipped %s: only *.pem files are keys (rename a .pub key to .pem)", strings.Join(skipped, ", "))
 }
 
 // LoadKeySetDir is LoadKeySet on a directory of the host or initramfs.

@@ -275,3 +275,21 @@ func TestKeySetDuplicateEncoding(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadKeySetNamesSkippedFiles: a directory whose key is release.pub
+// (as `mcinit keygen` names it) says why the key does not count.
+func TestLoadKeySetNamesSkippedFiles(t *testing.T) {
+	fsys := fstest.MapFS{
+		"keyset.toml": {Data: []byte("threshold = 1\n")},
+		"release.pub": {Data: []byte("-----BEGIN PUBLIC KEY-----\n")},
+	}
+	_, err := LoadKeySet(fsys)
+	if err == nil || !strings.Contains(err.Error(), "skipped release.pub: only *.pem files are keys") {
+		t.Errorf("error %v does not name the skipped release.pub", err)
+	}
+	delete(fsys, "keyset.toml")
+	_, err = LoadKeySet(fsys)
+	if err == nil || !strings.Contains(err.Error(), "keyset.toml with `threshold = N`") || !strings.Contains(err.Error(), "skipped release.pub") {
+		t.Errorf("error %v does not explain keyset.toml", err)
+	}
+}

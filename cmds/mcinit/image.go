@@ -40,6 +40,7 @@ func runImage(args []string) error {
 	verity := fs.Bool("verity", false, "add a dm-verity hash partition; PARTUUIDs follow the root hash")
 	rootDir := fs.String("root-dir", "", "use this tree as the root verbatim, owners, modes and xattrs included (default: the standard test root with testinit)")
 	rootTar := fs.String("root-tar", "", "use this tar archive (plain or gzip; made with tar --xattrs --numeric-owner) as the root, owners, modes and xattrs included; extracting foreign owners needs root")
+	roHelpers := fs.Bool("ro-helpers", false, "prepare a general-purpose root to run read-only: tmpfs /tmp and /var/tmp via /etc/fstab, empty /etc/machine-id (see docs/production.md); the given tree is not changed")
 	allRoot := fs.Bool("all-root", false, "make every file of -root-dir/-root-tar root-owned and drop xattrs (the generated test root always is)")
 	salt := fs.String("salt", "", "verity salt, hex (default: derived from the root image)")
 	veritySBUUID := fs.String("uuid", "", "verity superblock UUID (default: derived from the root image)")
@@ -88,7 +89,7 @@ func runImage(args []string) error {
 	if (*salt != "" || *veritySBUUID != "") && !*verity {
 		return usagef("-salt and -uuid need -verity")
 	}
-	spec := diskimage.Spec{Arch: goarch, RootFS: *fsType, Verity: *verity, RootTar: *rootTar, AllRoot: *allRoot || !given,
+	spec := diskimage.Spec{Arch: goarch, RootFS: *fsType, Verity: *verity, RootTar: *rootTar, AllRoot: *allRoot || !given, ROHelpers: *roHelpers,
 		RootLabel: *rootLabel, RootPartUUID: *rootUUID, VerityLabel: *verityLabel, VerityPartUUID: *verityUUID,
 		Salt: *salt, VerityUUID: *veritySBUUID, FSUUID: *fsUUID}
 	if *rootSize != "" {

@@ -35,6 +35,7 @@ func runInitramfs(args []string) error {
 	boardList := fl.String("boards", "", "comma-separated boards to support (default: the policy's boards for -arch)")
 	kernel := fl.String("kernel", "", "kernel module tree: lib/modules/RELEASE, or an unpacked kernel package")
 	rescue := fl.String("rescue", "auto", "rescue shell commands: auto (when the policy allows development), yes, no")
+	deviceDir := fl.String("device", os.Getenv("MCINIT_DEVICE"), "device payload `DIR` holding ARCH/init.cpio and ARCH/init-rescue.cpio (default: device/ beside this program when current, else the cache, built from the source tree on first use)")
 	if err := fl.Parse(args); err != nil {
 		return usagef("%v", err)
 	}
@@ -148,7 +149,7 @@ func runInitramfs(args []string) error {
 		return usagef("-rescue must be auto, yes or no")
 	}
 
-	wd, err := moduleRoot()
+	payload, from, err := devicePayload(*arch, withRescue, *deviceDir)
 	if err != nil {
 		return err
 	}
@@ -165,7 +166,7 @@ func runInitramfs(args []string) error {
 		KernelRelease: release,
 		ModuleFiles:   modFiles,
 		ModulesDep:    dep.Bytes(),
-		WorkDir:       wd,
+		Device:        payload,
 	}, f)
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -181,8 +182,8 @@ func runInitramfs(args []string) error {
 	for _, b := range selected {
 		names = append(names, b.Name)
 	}
-	fmt.Printf("initramfs %s: arch %s, boards %s, kernel %s, %d modules, rescue shell %v, policy version %d\n",
-		*out, *arch, strings.Join(names, ","), release, len(modFiles), withRescue, v.Policy.Version)
+	fmt.Printf("initramfs %s: arch %s, boards %s, kernel %s, %d modules, rescue shell %v, policy version %d, device payload %s\n",
+		*out, *arch, strings.Join(names, ","), release, len(modFiles), withRescue, v.Policy.Version, from)
 	return nil
 }
 
