@@ -3,8 +3,8 @@
 # (out/device, as `make build` installs it: no source tree, no Go
 # toolchain on PATH) against the build path that compiles /init each time
 # (cmds/mkdevice with the Go toolchain, then the same pack; the only path
-# before payloads existed). Same policy, keys and kernel; runs interleaved
-# (the order alternates); medians; every image of both sides must be
+# before payloads existed). Same policy, keys and kernel; runs in rounds
+# (build, then repack); medians; every image of both sides must be
 # byte-identical.
 #   RUNS=3 bench/initramfs.sh
 set -euo pipefail
@@ -36,6 +36,7 @@ run() { # side n
 			XDG_CACHE_HOME=$1 GOCACHE=$2 go run ./cmds/mkdevice -arch amd64 -o "$3/dev-$4" &&
 			"$5" initramfs -device "$3/dev-$4" "${@:7}" -o "$6" >/dev/null' _ \
 			"$xdg" "$gocache" "$work" "$n" "$m" "$work/build-$n.gz" "${pack[@]}"
+		if ((n == 1)); then mkdir -p "$work/bin/device/amd64" && cp "$work/dev-1/amd64/init.cpio" "$work/bin/device/amd64/"; fi
 		rm -rf "$xdg" "$work/dev-$n" ;;
 	repack) # the installed CLI outside the source tree, no toolchain on PATH
 		(cd "$work/cwd" && PATH=/usr/bin:/bin /usr/bin/time -o "$work/time" -f "%e %U %S" \
@@ -45,15 +46,11 @@ run() { # side n
 	awk -v w="$wall" -v u="$user" -v s="$sys" 'BEGIN {print w, u + s}' >>"$work/res.$side"
 }
 
-# One payload for the repack side, built the way `make build` does.
-xdg0=$(mktemp -d)
-XDG_CACHE_HOME=$xdg0 GOCACHE=$gocache go run ./cmds/mkdevice -arch amd64 -o "$work/dev-0"
-rm -rf "$xdg0"
-mkdir -p "$work/bin/device/amd64"
-cp "$work/dev-0/amd64/init.cpio" "$work/bin/device/amd64/"
+# Each round runs the build path, then repacks; the first build's payload
+# is installed beside the CLI (as make build does) for every repack.
 for ((i = 1; i <= RUNS; i++)); do
-	if ((i % 2)); then order=(build repack); else order=(repack build); fi
-	for s in "${order[@]}"; do run "$s" "$i"; done
+	run build "$i"
+	run repack "$i"
 	cmp -s "$work/build-$i.gz" "$work/repack-$i.gz" || { echo "run $i: the two paths' images differ" >&2; exit 1; }
 	cmp -s "$work/repack-1.gz" "$work/repack-$i.gz" || { echo "run $i: repacked images differ between runs" >&2; exit 1; }
 done
@@ -61,7 +58,7 @@ done
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 bw=$(cut -d' ' -f1 "$work/res.build" | median)
 bc=$(cut -d' ' -f2 "$work/res.build" | median)
-echo "mcinit initramfs (amd64, 1 board, $(stat -c %s "$work/repack-1.gz") bytes), $RUNS interleaved runs each, medians; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "mcinit initramfs (amd64, 1 board, $(stat -c %s "$work/repack-1.gz") bytes), $RUNS rounds (build, then repack), medians; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-34s %9s %9s %9s %10s\n' path wall_s speedup cpu_s cpu_ratio
 for s in build repack; do
 	w=$(cut -d' ' -f1 "$work/res.$s" | median)
