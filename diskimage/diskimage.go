@@ -59,7 +59,7 @@ type Spec struct {
 	// ROHelpers applies ApplyROHelpers to (a copy of) the tree: volatile
 	// /tmp and /var/tmp, an empty /etc/machine-id.
 	ROHelpers bool
-	RootFS  string // EROFS (default) or Ext4
+	RootFS    string // EROFS (default) or Ext4
 	// RootLabel is the root's GPT partition name; default "root".
 	RootLabel string
 	// RootPartUUID overrides the root's PARTUUID. By default it is the
