@@ -1,6 +1,8 @@
 // Command boot is the boot benchmark of `make bench`: mcinit's production
 // initramfs against a classic busybox initramfs (bench/busybox) doing the
-// same job, booted side by side on the same kernel and verity root disk
+// same job — twice: loading the modules mcinit's production boot loads
+// (the fair baseline) and loading every module of the image (the old
+// one) — booted side by side on the same kernel and verity root disk
 // under QEMU (TCG, -icount shift=0,sleep=on: guest time counts
 // instructions, device waits count in real time; see -icount-sleep),
 // interleaved boot by boot. It prints the medians, the ratios against the
@@ -24,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mcinit/mcinit/boards"
 	"github.com/mcinit/mcinit/e2e/fixture"
 	"github.com/mcinit/mcinit/e2e/harness"
 	"github.com/mcinit/mcinit/initramfs"
@@ -94,20 +97,35 @@ func run() error {
 		}
 		step("%s", strings.TrimSpace(out))
 	}
-	bb := filepath.Join(envDir, "bench-busybox.cpio.gz")
-	step("building the busybox baseline initramfs (bench/busybox/build.sh)")
-	cmd := exec.CommandContext(ctx, filepath.Join(e.Repo, "bench", "busybox", "build.sh"),
-		"-m", prod, "-d", e.Disk, "-r", e.RootHash, "-o", bb)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
+	// The fair baseline loads what mcinit's production boot loads: the
+	// board's modules without the development-only ones (and their
+	// dependencies). The old one loads every module file of the image.
+	prodMods, err := productionModules(e.Board)
 	if err != nil {
-		return fmt.Errorf("bench/busybox/build.sh: %w", err)
+		return err
 	}
-	step("%s", strings.TrimSpace(string(out)))
+	bb := filepath.Join(envDir, "bench-busybox.cpio.gz")
+	bbAll := filepath.Join(envDir, "bench-busybox-all.cpio.gz")
+	for _, b := range []struct{ out, only string }{{bb, strings.Join(prodMods, " ")}, {bbAll, ""}} {
+		step("building a busybox baseline initramfs (bench/busybox/build.sh -M %q)", b.only)
+		args := []string{"-m", prod, "-d", e.Disk, "-r", e.RootHash, "-o", b.out}
+		if b.only != "" {
+			args = append(args, "-M", b.only)
+		}
+		cmd := exec.CommandContext(ctx, filepath.Join(e.Repo, "bench", "busybox", "build.sh"), args...)
+		cmd.Stderr = os.Stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return fmt.Errorf("bench/busybox/build.sh: %w", err)
+		}
+		step("%s", strings.TrimSpace(string(out)))
+	}
 
+	bbMarks := markers{"bbinit:", "bbinit: start", "bbinit: modules loaded", "bbinit: switch_root"}
 	sides := []*side{
 		{name: "mcinit", initrd: prod, marks: markers{"mcinit:", "mcinit: board:", "mcinit: modules:", "mcinit: handoff:"}},
-		{name: "busybox", initrd: bb, marks: markers{"bbinit:", "bbinit: start", "bbinit: modules loaded", "bbinit: switch_root"}},
+		{name: "busybox", initrd: bb, marks: bbMarks},
+		{name: "bb-all", initrd: bbAll, marks: bbMarks},
 	}
 	logDir := filepath.Join(abs, "bench-logs")
 	for i := 1; i <= *rounds; i++ {
@@ -144,6 +162,24 @@ func run() error {
 	}
 	fmt.Printf("serial logs: %s\n", logDir)
 	return nil
+}
+
+// productionModules lists the modules a production boot of the shipped
+// board loads (its modules without the development-only ones).
+func productionModules(board string) ([]string, error) {
+	set, err := boards.Shipped()
+	if err != nil {
+		return nil, err
+	}
+	b, ok := set.Get(board)
+	if !ok {
+		return nil, fmt.Errorf("no shipped board %q", board)
+	}
+	var names []string
+	for _, m := range b.ModulesFor("") {
+		names = append(names, m.Name)
+	}
+	return names, nil
 }
 
 // maxAttempts bounds the boots tried for one measurement. With -icount

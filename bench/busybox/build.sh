@@ -8,15 +8,18 @@
 #   build.sh -m MCINIT_INITRAMFS -d DISK -r ROOT_HASH -o OUT.cpio.gz
 #
 # Options: -f FSTYPE (root filesystem, default erofs), -p PCR (default 13),
-# -l DATA_LABEL,HASH_LABEL (GPT names, default root,root-verity).
+# -l DATA_LABEL,HASH_LABEL (GPT names, default root,root-verity),
+# -M "NAME..." (load only these modules and their dependencies, e.g. the
+# set mcinit's production boot loads; default: every module in the image,
+# which are all copied either way).
 # The archive is reproducible: sorted names, fixed times and owners,
 # `cpio --reproducible`, `gzip -n -9`. Needs busybox-static, dmsetup,
 # cryptsetup-bin (veritysetup dump), gdisk (sgdisk), cpio, gzip, lz4.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-mcinit_initrd= disk= roothash= out= fstype=erofs pcr=13 labels=root,root-verity
-while getopts m:d:r:o:f:p:l: opt; do
+mcinit_initrd= disk= roothash= out= fstype=erofs pcr=13 labels=root,root-verity only=
+while getopts m:d:r:o:f:p:l:M: opt; do
 	case $opt in
 	m) mcinit_initrd=$OPTARG ;;
 	d) disk=$OPTARG ;;
@@ -25,6 +28,7 @@ while getopts m:d:r:o:f:p:l: opt; do
 	f) fstype=$OPTARG ;;
 	p) pcr=$OPTARG ;;
 	l) labels=$OPTARG ;;
+	M) only=$OPTARG ;;
 	*) exit 2 ;;
 	esac
 done
@@ -68,6 +72,16 @@ order=$(awk -F': *' '{ print $1, $1; n = split($2, d, " "); for (i = 1; i <= n; 
 for m in $order; do
 	[[ -f $root/lib/modules/$release/$m ]] || { echo "build.sh: $m listed in modules.dep but not in the image" >&2; exit 1; }
 done
+if [[ -n $only ]]; then
+	# The named modules' lines of modules.dep (names compare with - and _
+	# alike, as modprobe does): each module with its whole dependency list.
+	want=$(awk -F': *' -v names="$only" '
+		function norm(s) { sub(/.*\//, "", s); sub(/\.ko.*/, "", s); gsub(/-/, "_", s); return s }
+		BEGIN { n = split(names, a, " "); for (i = 1; i <= n; i++) w[norm(a[i])] = 1 }
+		(norm($1) in w) { found[norm($1)] = 1; print $1; m = split($2, d, " "); for (i = 1; i <= m; i++) print d[i] }
+		END { for (k in w) if (!(k in found)) { print "build.sh: module " k " not in the image" > "/dev/stderr"; exit 1 } }' "$moddir/modules.dep" | sort -u)
+	order=$(for m in $order; do grep -qxF "$m" <<<"$want" && echo "$m"; done)
+fi
 
 # The verity table's fixed fields, from the hash partition's superblock.
 part_range() { # name -> "start_sector sectors"
@@ -127,4 +141,4 @@ mkdir -p "$(dirname "$out")"
 (cd "$root" && find . -mindepth 1 | LC_ALL=C sort |
 	cpio -o -H newc --reproducible -R 0:0 --quiet) | gzip -n -9 >"$out.tmp"
 mv "$out.tmp" "$out"
-echo "busybox initramfs $out: kernel $release, $(wc -w <<<"$order") modules, dmsetup $(dmsetup --version 2>/dev/null | awk '/Library/ { print $3 }')"
+echo "busybox initramfs $out: kernel $release, loads $(wc -w <<<"$order") modules, dmsetup $(dmsetup --version 2>/dev/null | awk '/Library/ { print $3 }')"
