@@ -12,7 +12,9 @@ import (
 	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/google/go-tpm/tpm2/transport/simulator"
 
+	"github.com/mcinit/mcinit/boot"
 	"github.com/mcinit/mcinit/decide"
+	"github.com/mcinit/mcinit/identity"
 	"github.com/mcinit/mcinit/measure"
 )
 
@@ -26,15 +28,16 @@ func known() []KnownPolicy {
 		{Raw: testPolicy, Version: 20261201, PCR: 13, RootHashes: []string{rootHash}, KeyIDs: []string{strings.Repeat("1", 64)}, Threshold: 1}}
 }
 
-func bootFor(p decide.Profile) measure.Boot {
-	b := measure.Boot{
+func bootFor(p decide.Profile) boot.Facts {
+	b := boot.Facts{
 		PolicyRaw: testPolicy, KeyIDs: []string{strings.Repeat("1", 64)}, Threshold: 1,
-		Board: "qemu-x86_64", Identity: "dmi:product=Standard PC;serial=1234",
-		Request: decide.RequestNone, Profile: decide.Production, Reason: decide.ReasonDefault,
-		Root: measure.Root{Kind: measure.RootVerity, RootHash: rootHash},
+		Board:    "qemu-x86_64",
+		Identity: identity.Identity{Source: identity.SourceDMI, Arch: "amd64", ProductName: "Standard PC", Serial: "1234"},
+		Decision: decide.Facts{Request: decide.RequestNone, Profile: decide.Production, Reason: decide.ReasonDefault},
+		Root:     measure.Root{Kind: measure.RootVerity, RootHash: rootHash},
 	}
 	if p == decide.Development {
-		b.Request, b.Profile, b.Reason = decide.RequestDevelopment, decide.Development, decide.ReasonDevBoard
+		b.Decision = decide.Facts{Request: decide.RequestDevelopment, Profile: decide.Development, Reason: decide.ReasonDevBoard}
 		b.Root = measure.Root{Kind: measure.RootOverlay, RootHash: rootHash, Upper: "tmpfs"}
 	}
 	return b
@@ -95,7 +98,7 @@ func TestVerifyProductionAndDevelopment(t *testing.T) {
 			t.Errorf("%s: verdict %+v", p, v)
 		}
 		// The verdict's PCR equals the offline prediction.
-		pr, err := Predict(bootFor(p), 13, banks)
+		pr, err := Predict(bootFor(p).Events(), 13, banks)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +118,7 @@ func TestVerifyRejects(t *testing.T) {
 	dev := bootFor(decide.Development).Events()
 
 	// A fake "production" extended after the separator is replayed but ignored.
-	withFake := append(append([]measure.Event(nil), dev...), measure.DecisionEvent(decide.RequestProduction, decide.Production, decide.ReasonRequested))
+	withFake := append(append([]measure.Event(nil), dev...), boot.DecisionEvent(decide.Facts{Request: decide.RequestProduction, Profile: decide.Production, Reason: decide.ReasonRequested}))
 	ev, ak, _ := device(t, withFake, nonce)
 	v, err := Verify(ev, known(), nonce, ak, unanchoredOK)
 	if err != nil || v.Profile != "development" || v.IgnoredEvents != 1 {

@@ -74,7 +74,7 @@ func TestSwtpmSealing(t *testing.T) {
 	dir := t.TempDir()
 	p := func(n string) string { return filepath.Join(dir, n) }
 
-	pred, err := Predict(bootFor(decide.Production), 13, []crypto.Hash{crypto.SHA256})
+	pred, err := Predict(bootFor(decide.Production).Events(), 13, []crypto.Hash{crypto.SHA256})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,14 +16,14 @@ type Prediction struct {
 	Log    []byte
 }
 
-// Predict replays the boot through a log-only measure.Recorder, the same
-// encoders and log writer /init uses.
-func Predict(b measure.Boot, pcr int, banks []crypto.Hash) (*Prediction, error) {
+// Predict replays a boot's events (boot.Facts.Events) through a log-only
+// measure.Recorder, the same log writer /init uses.
+func Predict(events []measure.Event, pcr int, banks []crypto.Hash) (*Prediction, error) {
 	r, err := measure.NewLogRecorder(pcr, banks...)
 	if err != nil {
 		return nil, err
 	}
-	for _, ev := range b.Events() {
+	for _, ev := range events {
 		if err := r.Record(ev); err != nil {
 			return nil, err
 		}

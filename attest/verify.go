@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-tpm/tpm2"
 
+	"github.com/mcinit/mcinit/boot"
 	"github.com/mcinit/mcinit/decide"
 	"github.com/mcinit/mcinit/fwlog"
 	"github.com/mcinit/mcinit/measure"
@@ -583,7 +584,7 @@ func (v *Verdict) interpret(evs []measure.Event, known []KnownPolicy, pcr int) {
 		v.BoardCommit, v.BoardProfile = src.Commit, src.Profile
 	}
 
-	d, ok := measure.AllDecisionEvents()[string(byTag[measure.TagDecision].Data)]
+	d, ok := boot.AllDecisionEvents()[string(byTag[measure.TagDecision].Data)]
 	err = nil
 	if !ok {
 		err = fmt.Errorf("decision %q is not one /init can produce", byTag[measure.TagDecision].Data)
@@ -595,7 +596,7 @@ func (v *Verdict) interpret(evs []measure.Event, known []KnownPolicy, pcr int) {
 	v.check("root", v.root(byTag[measure.TagRoot].Data, d, ok, kp), "")
 }
 
-func (v *Verdict) root(data []byte, d measure.Decision, haveDecision bool, kp *KnownPolicy) error {
+func (v *Verdict) root(data []byte, d decide.Facts, haveDecision bool, kp *KnownPolicy) error {
 	fs, err := measure.Fields(data)
 	if err != nil {
 		return err

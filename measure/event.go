@@ -10,8 +10,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-
-	"github.com/mcinit/mcinit/decide"
 )
 
 // Tag is an mcinit taggedEventID inside an EV_EVENT_TAG record. mcinit owns
@@ -229,32 +227,14 @@ func BoardFields(data []byte) (board, identity, identitySHA256 string, err error
 	return board, identity, identitySHA256, nil
 }
 
-// DecisionEvent measures a boot decision. Only the three closed-set fields
-// enter the event, so AllDecisionEvents enumerates every possible digest.
-func DecisionEvent(request decide.Request, profile decide.Profile, reason decide.Reason) Event {
+// DecisionEvent measures a boot decision: the request, profile and
+// reason, each from a closed set (package decide), so every possible
+// digest can be enumerated (boot.AllDecisionEvents).
+func DecisionEvent(request, profile, reason string) Event {
 	return encode(TagDecision,
-		field{"request", string(request)},
-		field{"profile", string(profile)},
-		field{"reason", string(reason)})
-}
-
-// Decision is a decoded decision event.
-type Decision struct {
-	Request decide.Request
-	Profile decide.Profile
-	Reason  decide.Reason
-}
-
-// AllDecisionEvents maps the data of every decision event /init can
-// produce (one per decide.PossibleFacts) to its fields. A verifier accepts
-// a decision only when its data equals one of these byte for byte.
-func AllDecisionEvents() map[string]Decision {
-	facts := decide.PossibleFacts()
-	m := make(map[string]Decision, len(facts))
-	for _, f := range facts {
-		m[string(DecisionEvent(f.Request, f.Profile, f.Reason).Data)] = Decision{f.Request, f.Profile, f.Reason}
-	}
-	return m
+		field{"request", request},
+		field{"profile", profile},
+		field{"reason", reason})
 }
 
 // RootKind says how the root was set up.

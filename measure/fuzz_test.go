@@ -9,7 +9,7 @@ import (
 )
 
 func FuzzParseLog(f *testing.F) {
-	b, _ := BuildLog(13, []crypto.Hash{crypto.SHA256, crypto.SHA1}, sampleBoot().Events())
+	b, _ := BuildLog(13, []crypto.Hash{crypto.SHA256, crypto.SHA1}, sampleEvents())
 	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		l, err := ParseLog(b)
@@ -26,7 +26,7 @@ func FuzzParseLog(f *testing.F) {
 }
 
 func FuzzFields(f *testing.F) {
-	for _, ev := range sampleBoot().Events() {
+	for _, ev := range sampleEvents() {
 		f.Add(ev.Data)
 	}
 	f.Add(BoardEventFrom("b", "id", BoardSource{Commit: "0471accf8d0a8210b31d947497d179ecc99e0021", Profile: "a/b"}).Data)
@@ -68,12 +68,12 @@ func TestWriteFuzzSeeds(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	b := sampleBoot()
-	l3, _ := BuildLog(13, []crypto.Hash{crypto.SHA1, crypto.SHA256, crypto.SHA384}, b.Events())
+	evs := sampleEvents()
+	l3, _ := BuildLog(13, []crypto.Hash{crypto.SHA1, crypto.SHA256, crypto.SHA384}, evs)
 	seed("FuzzParseLog", "three-banks", l3)
-	l1, _ := BuildLog(9, []crypto.Hash{crypto.SHA256}, b.Events()[:2])
+	l1, _ := BuildLog(9, []crypto.Hash{crypto.SHA256}, evs[:2])
 	seed("FuzzParseLog", "sha256-short", l1)
-	for i, ev := range b.Events()[:5] {
+	for i, ev := range evs[:5] {
 		seed("FuzzFields", "event"+strconv.Itoa(i), ev.Data)
 	}
 	seed("FuzzFields", "escaped", FailureEvent("a%b\x00c\xff").Data)

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcinit/mcinit/decide"
 	"github.com/mcinit/mcinit/measure"
 	"github.com/mcinit/mcinit/measure/swtpmtest"
 )
@@ -26,11 +25,14 @@ func TestSwtpmInterop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	evs := measure.Boot{
-		PolicyRaw: []byte("policy"), KeyIDs: []string{strings.Repeat("0", 64)}, Threshold: 1,
-		Board: "b", Identity: "i", Request: decide.RequestDevelopment, Profile: decide.Development,
-		Reason: decide.ReasonDevBoard, Root: measure.Root{Kind: measure.RootOverlay, RootHash: strings.Repeat("1", 64), Upper: "tmpfs"},
-	}.Events()
+	evs := []measure.Event{
+		measure.PolicyEvent([]byte("policy")),
+		measure.KeySetEvent([]string{strings.Repeat("0", 64)}, 1),
+		measure.BoardEvent("b", "i"),
+		measure.DecisionEvent("development", "development", "dev-allowed-board"),
+		measure.RootEvent(measure.Root{Kind: measure.RootOverlay, RootHash: strings.Repeat("1", 64), Upper: "tmpfs"}),
+		measure.SeparatorEvent(),
+	}
 	for _, ev := range evs {
 		if err := r.Record(ev); err != nil {
 			t.Fatal(err)

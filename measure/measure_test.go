@@ -10,26 +10,23 @@ import (
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/google/go-tpm/tpm2/transport/simulator"
-
-	"github.com/mcinit/mcinit/decide"
 )
 
-func sampleBoot() Boot {
-	return Boot{
-		PolicyRaw: []byte("format = 1\nversion = 7\n"),
-		KeyIDs:    []string{strings.Repeat("b", 64), strings.Repeat("a", 64)},
-		Threshold: 1,
-		Board:     "qemu-x86_64",
-		Identity:  "dmi:sys_vendor=QEMU;product_name=Standard PC;serial=SN\n1",
-		Request:   decide.RequestNone,
-		Profile:   decide.Production,
-		Reason:    decide.ReasonDefault,
-		Root:      Root{Kind: RootVerity, RootHash: strings.Repeat("C", 64)},
+// sampleEvents are a production boot's events, in Order (boot.Facts
+// builds them the same way).
+func sampleEvents() []Event {
+	return []Event{
+		PolicyEvent([]byte("format = 1\nversion = 7\n")),
+		KeySetEvent([]string{strings.Repeat("b", 64), strings.Repeat("a", 64)}, 1),
+		BoardEvent("qemu-x86_64", "dmi:sys_vendor=QEMU;product_name=Standard PC;serial=SN\n1"),
+		DecisionEvent("none", "production", "default"),
+		RootEvent(Root{Kind: RootVerity, RootHash: strings.Repeat("C", 64)}),
+		SeparatorEvent(),
 	}
 }
 
 func TestEventEncoding(t *testing.T) {
-	evs := sampleBoot().Events()
+	evs := sampleEvents()
 	want := []string{
 		"policy-sha256=",
 		"threshold=1\nkey=" + strings.Repeat("a", 64) + "\nkey=" + strings.Repeat("b", 64) + "\n",
@@ -73,22 +70,8 @@ func TestFieldsRejectsNonCanonical(t *testing.T) {
 	}
 }
 
-func TestAllDecisionEventsClosed(t *testing.T) {
-	all := AllDecisionEvents()
-	if len(all) != len(decide.PossibleFacts()) {
-		t.Fatalf("%d decision events, want %d", len(all), len(decide.PossibleFacts()))
-	}
-	if _, ok := all[string(DecisionEvent(decide.RequestNone, decide.Development, decide.ReasonDefault).Data)]; ok {
-		t.Error("an impossible decision (no request, development) is enumerated")
-	}
-	d := DecisionEvent(decide.RequestDevelopment, decide.Production, decide.ReasonDevDenied)
-	if got, ok := all[string(d.Data)]; !ok || got.Reason != decide.ReasonDevDenied {
-		t.Errorf("dev-denied decision not enumerated: %v %v", got, ok)
-	}
-}
-
 func TestLogParseReplay(t *testing.T) {
-	evs := sampleBoot().Events()
+	evs := sampleEvents()
 	banks := []crypto.Hash{crypto.SHA384, crypto.SHA1, crypto.SHA256}
 	b, err := BuildLog(13, banks, evs)
 	if err != nil {
@@ -152,7 +135,7 @@ func TestRecorderSimulator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	evs := sampleBoot().Events()
+	evs := sampleEvents()
 	for _, ev := range evs {
 		if err := r.Record(ev); err != nil {
 			t.Fatal(err)
@@ -204,7 +187,7 @@ func TestRecorderFailsClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	sim.Close() // the TPM goes away mid-boot
-	if err := r.Record(sampleBoot().Events()[0]); err == nil {
+	if err := r.Record(sampleEvents()[0]); err == nil {
 		t.Fatal("Record succeeded on a closed TPM")
 	}
 	if err := r.Record(SeparatorEvent()); err == nil || !strings.Contains(err.Error(), "failed earlier") {
@@ -220,12 +203,12 @@ func TestLogOnlyRecorder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, ev := range sampleBoot().Events() {
+	for _, ev := range sampleEvents() {
 		if err := r.Record(ev); err != nil {
 			t.Fatal(err)
 		}
 	}
-	want, _ := BuildLog(13, []crypto.Hash{crypto.SHA256}, sampleBoot().Events())
+	want, _ := BuildLog(13, []crypto.Hash{crypto.SHA256}, sampleEvents())
 	if !bytes.Equal(r.Log(), want) || r.Commands() != 0 {
 		t.Errorf("log-only recorder log differs from BuildLog (%d commands)", r.Commands())
 	}

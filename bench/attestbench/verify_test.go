@@ -23,8 +23,10 @@ import (
 	"github.com/google/go-tpm/tpm2/transport/simulator"
 
 	"github.com/mcinit/mcinit/attest"
+	mcboot "github.com/mcinit/mcinit/boot"
 	"github.com/mcinit/mcinit/decide"
 	"github.com/mcinit/mcinit/fwlog"
+	"github.com/mcinit/mcinit/identity"
 	"github.com/mcinit/mcinit/measure"
 )
 
@@ -51,10 +53,11 @@ func boot(b *testing.B, chain bool) fixture {
 	}
 	defer sim.Close()
 	pol := []byte(strings.Repeat("# a realistic 2 KiB policy\n", 80))
-	boot := measure.Boot{PolicyRaw: pol, KeyIDs: []string{strings.Repeat("a", 64), strings.Repeat("b", 64), strings.Repeat("c", 64)},
-		Threshold: 2, Board: "qemu-x86_64", Identity: `source=dmi arch=amd64 sys_vendor="QEMU" product_name="Standard PC (Q35 + ICH9, 2009)" serial="SN-000042"`,
-		Request: decide.RequestNone, Profile: decide.Production, Reason: decide.ReasonDefault,
-		Root: measure.Root{Kind: measure.RootVerity, RootHash: strings.Repeat("4f", 32)}}
+	facts := mcboot.Facts{PolicyRaw: pol, KeyIDs: []string{strings.Repeat("a", 64), strings.Repeat("b", 64), strings.Repeat("c", 64)},
+		Threshold: 2, Board: "qemu-x86_64",
+		Identity: identity.Identity{Source: identity.SourceDMI, Arch: "amd64", SysVendor: "QEMU", ProductName: "Standard PC (Q35 + ICH9, 2009)", Serial: "SN-000042"},
+		Decision: decide.Facts{Request: decide.RequestNone, Profile: decide.Production, Reason: decide.ReasonDefault},
+		Root:     measure.Root{Kind: measure.RootVerity, RootHash: strings.Repeat("4f", 32)}}
 	r, err := measure.NewRecorder(sim, 13)
 	if err != nil {
 		b.Fatal(err)
@@ -64,7 +67,7 @@ func boot(b *testing.B, chain bool) fixture {
 	if chain {
 		fwb, golden = replayFirmware(b, sim, r.Banks())
 	}
-	for _, e := range boot.Events() {
+	for _, e := range facts.Events() {
 		if err := r.Record(e); err != nil {
 			b.Fatal(err)
 		}

@@ -1,7 +1,6 @@
-// Command init is mcinit's PID 1 in the initramfs. It only strings the
-// stages together, in the order of docs/DESIGN: early mounts → command line
-// → identity → board (modules) → policy → decision → measurement → root →
-// handoff → switch_root. Every refusal is one console line
+// Command init is mcinit's PID 1 in the initramfs. It strings the stages
+// of package boot together, in boot order, over the running system
+// (package osenv). Every refusal is one console line
 // "mcinit: refusing to boot: <cause>", measured when the TPM works, then a
 // halt. There is no path from a failure to the development profile.
 package main
@@ -13,8 +12,14 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/mcinit/mcinit/boot"
+	"github.com/mcinit/mcinit/boot/osenv"
+	"github.com/mcinit/mcinit/decide"
 	"github.com/mcinit/mcinit/early"
 )
+
+// The real init in the root image, as most distributions place it.
+const realInit = "/sbin/init"
 
 func main() {
 	start := bootTime()
@@ -26,10 +31,107 @@ func main() {
 		fmt.Printf("mcinit: refusing to boot: %v\n", err)
 		halt()
 	}
-	b := &boot{log: early.NewLogger(os.Stdout), start: start}
-	err := b.run()
+	con := &boot.Console{Logger: early.NewLogger(os.Stdout)}
+	env := &osenv.Env{Log: con}
+	s := &state{}
+	err := run(env, con, s, start)
 	// run returns only when the boot cannot go on.
-	b.refuse(err)
+	refuse(env, con, s, err)
+}
+
+// state is what a refusal needs to know about the boot so far.
+type state struct {
+	m        *boot.Measurer
+	policy   *boot.Policy
+	decision *decide.Decision
+}
+
+func run(env *osenv.Env, con *boot.Console, s *state, start time.Duration) (err error) {
+	cl := boot.ReadCmdline(env, con)
+	id := boot.Identify(env, con)
+	board, err := boot.MatchBoard(env.Image(), id, cl, con)
+	if err != nil {
+		return err
+	}
+	if err := boot.LoadModules(env, con, board, ""); err != nil {
+		return err
+	}
+	s.policy = boot.ReadPolicy(env.Image())
+	m, tpm, err := boot.OpenMeasurement(env, con, s.policy)
+	s.m = m
+	if err != nil {
+		return err
+	}
+	defer tpm.Close()
+	pol := s.policy.Verified.Policy
+	floor, err := boot.ReadFloor(tpm, pol)
+	if err != nil {
+		return err
+	}
+	grants := boot.ReadGrants(env.Image(), s.policy.Keys, con)
+	if err := boot.MeasureBoard(m, board, id); err != nil {
+		return err
+	}
+	d, err := boot.Decide(s.policy.Verified, board.Name, id, cl, floor, grants, time.Now())
+	if err != nil {
+		return err
+	}
+	s.decision = d
+	if err := boot.MeasureDecision(m, con, d); err != nil {
+		return err
+	}
+	if d.Profile == decide.Development {
+		// overlayfs and the upper's filesystem: never in production.
+		if err := boot.LoadModules(env, con, board, string(decide.Development)); err != nil {
+			return err
+		}
+	}
+	root, err := boot.SetupRoot(env.Disks(), con, boot.RootSetup{Policy: pol, Decision: d, Cmdline: cl, Wait: boot.RootWait(board)})
+	if err != nil {
+		return err
+	}
+	if err := boot.MeasureRoot(m, root); err != nil {
+		return err
+	}
+	initPath, err := env.FindInit(boot.NewRoot, realInit)
+	if err != nil {
+		return err
+	}
+	if err := boot.SettleFloor(tpm, pol, floor, d); err != nil {
+		return err
+	}
+	if err := boot.MeasureSeparator(m); err != nil {
+		return err
+	}
+	sum := boot.Summary(s.policy, board, id, d, root, tpm, con)
+	sum.InitStartNS, sum.HandoffNS = int64(start), int64(bootTime())
+	if err := env.WriteHandoff(sum, m.Log()); err != nil {
+		return err
+	}
+	if err := boot.LockModules(env, pol, d); err != nil {
+		return err
+	}
+	tpm.Close()
+	con.Printf("handoff: %s profile, board %s, root %s, %d ms in /init",
+		sum.Profile, sum.Board, sum.Root, (sum.HandoffNS-sum.InitStartNS)/1e6)
+	if boot.RescueShell(s.policy, d, d.Shell) {
+		env.RescueShell("mcinit.shell requested", 0)
+	}
+	return env.SwitchRoot(boot.NewRoot, initPath, realInit,
+		[]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "MCINIT_PROFILE=" + sum.Profile})
+}
+
+// refuse ends the boot: one line naming the cause, a measured failure event
+// (when measuring works), then halt. In development a rescue shell may be
+// offered first, when the policy allows it; never in production.
+func refuse(env *osenv.Env, con *boot.Console, s *state, err error) {
+	cause := err.Error()
+	con.Critf("refusing to boot: %s", cause)
+	s.m.Fail(cause)
+	if boot.RescueShell(s.policy, s.decision, true) {
+		env.RescueShell("boot failed", 0)
+	}
+	halt()
 }
 
 // bootTime is CLOCK_BOOTTIME, comparable with kernel log timestamps.

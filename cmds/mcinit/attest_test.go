@@ -11,7 +11,9 @@ import (
 	"testing"
 
 	"github.com/mcinit/mcinit/attest"
+	"github.com/mcinit/mcinit/boot"
 	"github.com/mcinit/mcinit/decide"
+	"github.com/mcinit/mcinit/identity"
 	"github.com/mcinit/mcinit/measure"
 	"github.com/mcinit/mcinit/measure/swtpmtest"
 	"github.com/mcinit/mcinit/policy"
@@ -66,8 +68,13 @@ func TestAttestVerbs(t *testing.T) {
 	dir := t.TempDir()
 	p := func(n string) string { return filepath.Join(dir, n) }
 	polFile, keysDir := signedPolicy(t, dir)
-	ident := `source=dmi arch=amd64 sys_vendor="QEMU" serial="42"`
+	id := identity.Identity{Source: identity.SourceDMI, Arch: "amd64", SysVendor: "QEMU", Serial: "42"}
+	ident := id.String()
 	common := []string{"-policy", polFile, "-keys", keysDir, "-board", "qemu-x86_64", "-identity", ident}
+	var usage usageError
+	if err := runPredict([]string{"-policy", polFile, "-keys", keysDir, "-board", "qemu-x86_64", "-identity", "bogus"}); !errors.As(err, &usage) {
+		t.Errorf("predict -identity bogus: %v, want a usage error", err)
+	}
 
 	if err := runPredict(append(common, "-format", "tpm2", "-o", p("pcr.bin"))); err != nil {
 		t.Fatal(err)
@@ -103,18 +110,15 @@ func TestAttestVerbs(t *testing.T) {
 
 	raw, _ := os.ReadFile(polFile)
 	ks, _ := policy.LoadKeySetDir(keysDir)
-	var ids []string
-	for _, k := range ks.Keys() {
-		ids = append(ids, k.ID)
-	}
 	for _, prof := range []decide.Profile{decide.Production, decide.Development} {
 		sw.Restart()
 		// What /init does.
-		b := measure.Boot{PolicyRaw: raw, KeyIDs: ids, Threshold: 1, Board: "qemu-x86_64", Identity: ident,
-			Request: decide.RequestNone, Profile: decide.Production, Reason: decide.ReasonDefault,
-			Root: measure.Root{Kind: measure.RootVerity, RootHash: "4f2d9c1e8b7a6f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6"}}
+		ids, threshold := boot.KeyIDs(ks)
+		b := boot.Facts{PolicyRaw: raw, KeyIDs: ids, Threshold: threshold, Board: "qemu-x86_64", Identity: id,
+			Decision: decide.Facts{Request: decide.RequestNone, Profile: decide.Production, Reason: decide.ReasonDefault},
+			Root:     measure.Root{Kind: measure.RootVerity, RootHash: "4f2d9c1e8b7a6f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6"}}
 		if prof == decide.Development {
-			b.Request, b.Profile, b.Reason = decide.RequestDevelopment, decide.Development, decide.ReasonDevBoard
+			b.Decision = decide.Facts{Request: decide.RequestDevelopment, Profile: decide.Development, Reason: decide.ReasonDevBoard}
 			b.Root = measure.Root{Kind: measure.RootOverlay, RootHash: b.Root.RootHash, Upper: "tmpfs"}
 		}
 		tpm := sw.Open()

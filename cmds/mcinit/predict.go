@@ -8,11 +8,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strings"
+	"time"
 
 	"github.com/mcinit/mcinit/attest"
+	"github.com/mcinit/mcinit/boot"
+	"github.com/mcinit/mcinit/cmdline"
 	"github.com/mcinit/mcinit/decide"
+	"github.com/mcinit/mcinit/identity"
 	"github.com/mcinit/mcinit/measure"
 	"github.com/mcinit/mcinit/policy"
 )
@@ -21,14 +24,18 @@ func init() {
 	register("predict", "expected PCR values and event list for a policy, board and profile", runPredict)
 }
 
-const predictUsage = `usage: mcinit predict -policy P -keys DIR -board B -identity ID -profile production|development
-                      [-request R] [-reason R] [-root-hash H] [-banks sha256,...] [-format text|json|tpm2] [-o FILE]
-                      [-uki UKI.efi]
+const predictUsage = `usage: mcinit predict -policy P [-sig S] -keys DIR -board B -identity ID [-profile production|development]
+                      [-request R | -cmdline LINE] [-grant G.toml ...] [-reason R] [-root-hash H]
+                      [-banks sha256,...] [-format text|json|tpm2] [-o FILE] [-boards DIR] [-uki UKI.efi]
        mcinit predict -uki UKI.efi [-banks sha256,...] [-format text|json|tpm2] [-o FILE]
 
-Replays /init's measurements offline. -identity is the identity's canonical
-string (mcinit identify). -format tpm2 writes the raw PCR value(s), in bank
-order, for tpm2_createpolicy --policy-pcr -l sha256:PCR -f FILE.
+Replays /init's measurements offline: the same decision (package decide,
+through package boot) and the same event builder, with the facts given
+instead of read. -identity is the identity's canonical string
+(/run/mcinit/identity, or mcinit identify); it is checked. -profile and
+-reason are what you expect: predict fails (exit 3) when /init would
+decide otherwise or refuse. -format tpm2 writes the raw PCR value(s), in
+bank order, for tpm2_createpolicy --policy-pcr -l sha256:PCR -f FILE.
 -uki adds what firmware and the systemd stub measure for that UKI: its
 Authenticode digest (PCR 4) and PCR 11 (see predict_uki.go).`
 
@@ -49,19 +56,22 @@ func runPredict(args []string) error {
 	fs := flag.NewFlagSet("predict", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprintln(fs.Output(), predictUsage); fs.PrintDefaults() }
 	polFile := fs.String("policy", "", "signed policy file, exactly as shipped")
+	sigFile := fs.String("sig", "", "policy signature file (default POLICY.sig)")
 	keysDir := fs.String("keys", "", "trusted key directory (*.pem + keyset.toml)")
 	board := fs.String("board", "", "matched board name")
 	boardDir := fs.String("boards", "", "board files `DIR` the image carries (default: the built-in boards); the board's provenance is measured")
 	ident := fs.String("identity", "", "identity canonical string")
-	profile := fs.String("profile", "production", "granted profile: production or development")
+	profile := fs.String("profile", "production", "expected profile: production or development")
 	request := fs.String("request", "", "requested profile: none, production, development, malformed (default: from -profile)")
-	reason := fs.String("reason", "", "decision reason (default: from the request, and for development from the policy: board, device or grant)")
-	device := fs.String("device", "", "device ID for the development reason (default: the identity's serial, else its uuid)")
-	rootHash := fs.String("root-hash", "", "root hash (default: the policy's first root)")
+	line := fs.String("cmdline", "", "kernel command line (instead of -request)")
+	reason := fs.String("reason", "", "expected decision reason (default: whatever /init decides)")
+	rootHash := fs.String("root-hash", "", "root hash of the accepted root found on the disk (default: the policy's first root)")
 	banks := fs.String("banks", "sha256", "PCR banks the TPM has active, comma-separated")
 	format := fs.String("format", "text", "output: text, json, or tpm2 (raw PCR values)")
 	out := fs.String("o", "-", "output file")
 	ukiFile := fs.String("uki", "", "a UKI: also predict its PCR 4 event and PCR 11")
+	var grants polStringList
+	fs.Var(&grants, "grant", "development grant G.toml (signature in G.toml.sig); repeatable")
 	if err := fs.Parse(args); err != nil {
 		return usagef("%v", err)
 	}
@@ -82,21 +92,16 @@ func runPredict(args []string) error {
 	if *polFile == "" || *keysDir == "" || *board == "" || *ident == "" || fs.NArg() != 0 {
 		return usagef("predict: -policy, -keys, -board and -identity are required")
 	}
-	raw, err := os.ReadFile(*polFile)
-	if err != nil {
-		return err
+	if *request != "" && *line != "" {
+		return usagef("predict: give -request or -cmdline, not both")
 	}
-	pol, err := policy.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("%s: %w", *polFile, err)
+	want := decide.Profile(*profile)
+	if want != decide.Production && want != decide.Development {
+		return usagef("predict: -profile %q: want production or development", *profile)
 	}
-	ks, err := policy.LoadKeySetDir(*keysDir)
+	id, err := identity.Parse(*ident)
 	if err != nil {
-		return err
-	}
-	var ids []string
-	for _, k := range ks.Keys() {
-		ids = append(ids, k.ID)
+		return usagef("predict: -identity: %v", err)
 	}
 	bl, err := bankList(*banks)
 	if err != nil {
@@ -110,63 +115,67 @@ func runPredict(args []string) error {
 	if !ok {
 		return fmt.Errorf("board %q is not among the board files (give -boards DIR)", *board)
 	}
-	b := measure.Boot{PolicyRaw: raw, KeyIDs: ids, Threshold: ks.Threshold, Board: *board, Identity: *ident,
-		Profile: decide.Profile(*profile), Request: decide.Request(*request), Reason: decide.Reason(*reason)}
-	if bd.Provenance.Imported() {
-		b.BoardSource = measure.BoardSource{Commit: bd.Provenance.Commit, Profile: bd.Provenance.Profile}
+	if *line == "" {
+		if *request == "" {
+			*request = map[decide.Profile]string{decide.Production: "none", decide.Development: "development"}[want]
+		}
+		var ok bool
+		// The command line that makes /init see this request.
+		if *line, ok = map[string]string{"none": "", "production": "mcinit.profile=production",
+			"development": "mcinit.profile=development", "malformed": "mcinit.profile=malformed"}[*request]; !ok {
+			return usagef("predict: -request %q: want none, production, development or malformed", *request)
+		}
 	}
-	if *rootHash == "" && len(pol.Production.Roots) > 0 {
-		*rootHash = pol.Production.Roots[0].RootHash
+	cl, err := cmdline.Parse(*line)
+	if err != nil {
+		return usagef("predict: -cmdline: %v", err)
 	}
-	switch b.Profile {
-	case decide.Production:
-		b.Root = measure.Root{Kind: measure.RootVerity, RootHash: *rootHash}
-		if b.Request == "" {
-			b.Request = decide.RequestNone
-		}
-		if b.Reason == "" {
-			b.Reason = map[decide.Request]decide.Reason{decide.RequestNone: decide.ReasonDefault, decide.RequestProduction: decide.ReasonRequested,
-				decide.RequestMalformed: decide.ReasonMalformedRequest, decide.RequestDevelopment: decide.ReasonDevDenied}[b.Request]
-		}
-	case decide.Development:
-		d := pol.Development
-		b.Root = measure.Root{Kind: measure.RootOverlay, Upper: d.Upper, UpperLabel: d.UpperPartLabel}
-		if b.Root.Upper == "" {
-			b.Root.Upper = "tmpfs"
-		}
-		if d.VerifiesLower() {
-			b.Root.RootHash = *rootHash
-		}
-		if b.Request == "" {
-			b.Request = decide.RequestDevelopment
-		}
-		if b.Reason == "" {
-			id := *device
-			if id == "" {
-				id = identityField(*ident, "serial")
-			}
-			if id == "" {
-				id = identityField(*ident, "uuid")
-			}
-			// The same precedence as decide: board, then device, then grant.
-			switch {
-			case slices.Contains(d.AllowBoards, *board):
-				b.Reason = decide.ReasonDevBoard
-			case id != "" && slices.Contains(d.AllowDevices, policy.Device{Board: *board, DeviceID: id}):
-				b.Reason = decide.ReasonDevDevice
-			case d.AllowGrants:
-				b.Reason = decide.ReasonDevGrant
-			default:
-				return rejected(fmt.Errorf("predict: the policy does not allow development for board %s device %q", *board, id))
-			}
-		}
-	default:
-		return usagef("predict: -profile %q: want production or development", *profile)
+	raw, err := polReadFile(*polFile, policy.MaxPolicySize)
+	if err != nil {
+		return err
 	}
-	if _, ok := measure.AllDecisionEvents()[string(measure.DecisionEvent(b.Request, b.Profile, b.Reason).Data)]; !ok {
-		return usagef("predict: request %s, profile %s, reason %s is not a decision /init can make", b.Request, b.Profile, b.Reason)
+	v, err := polVerify(*polFile, *sigFile, *keysDir)
+	if err != nil {
+		return err
 	}
-	pr, err := attest.Predict(b, pol.PCRIndex(), bl)
+	ks, err := policy.LoadKeySetDir(*keysDir)
+	if err != nil {
+		return err
+	}
+	var gs []*policy.Grant
+	for _, g := range grants {
+		gv, err := polVerifyGrant(g, "", ks)
+		if err != nil {
+			return rejected(fmt.Errorf("predict: grant %s: %w", g, err))
+		}
+		gs = append(gs, gv)
+	}
+	// The rollback floor is not measured; a refusal for it measures no
+	// successful boot, so it plays no part here.
+	d, err := boot.Decide(v, *board, id, cl, boot.Floor{}, gs, time.Now())
+	if err != nil {
+		return rejected(fmt.Errorf("predict: /init would refuse to boot: %w", err))
+	}
+	if d.Profile != want || (*reason != "" && string(d.Reason) != *reason) {
+		return rejected(fmt.Errorf("predict: /init decides %s (request %s, reason %s) for board %s device %q, not %s%s",
+			d.Profile, d.Request, d.Reason, *board, id.DeviceID(), want, prefixed(" reason ", *reason)))
+	}
+	pol := v.Policy
+	var root policy.Root
+	for _, r := range pol.Production.Roots {
+		if *rootHash == "" || strings.EqualFold(r.RootHash, *rootHash) {
+			root = r
+			break
+		}
+	}
+	if root.RootHash == "" {
+		return rejected(fmt.Errorf("predict: root hash %q is not one of the policy's roots", *rootHash))
+	}
+	ids, threshold := boot.KeyIDs(ks)
+	facts := boot.Facts{PolicyRaw: raw, KeyIDs: ids, Threshold: threshold, Board: *board, BoardSource: boot.BoardSource(bd),
+		Identity: id, Decision: d.Facts,
+		Root: boot.RootFor(d.Facts, pol.Development, root)}
+	pr, err := attest.Predict(facts.Events(), pol.PCRIndex(), bl)
 	if err != nil {
 		return err
 	}
@@ -223,27 +232,9 @@ func runPredict(args []string) error {
 	return nil
 }
 
-// identityField reads key="value" from an identity's canonical string
-// (values are quoted with \ and " escaped).
-func identityField(ident, key string) string {
-	i := strings.Index(ident, " "+key+"=\"")
-	if i < 0 {
+func prefixed(p, s string) string {
+	if s == "" {
 		return ""
 	}
-	rest := ident[i+len(key)+3:]
-	var b strings.Builder
-	for j := 0; j < len(rest); j++ {
-		switch c := rest[j]; c {
-		case '\\':
-			if j+1 < len(rest) {
-				j++
-				b.WriteByte(rest[j])
-			}
-		case '"':
-			return b.String()
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return ""
+	return p + s
 }

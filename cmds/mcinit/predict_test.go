@@ -1,24 +1,92 @@
 package main
 
 import (
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mcinit/mcinit/identity"
+	"github.com/mcinit/mcinit/policy"
 )
 
-func TestIdentityField(t *testing.T) {
-	id := `source=dmi arch=amd64 sys_vendor="QEMU" product_name="a \"b\" c" serial="MCDEV-0001" uuid="1234"`
-	for key, want := range map[string]string{
-		"serial":       "MCDEV-0001",
-		"uuid":         "1234",
-		"product_name": `a "b" c`,
-		"model":        "",
-	} {
-		if got := identityField(id, key); got != want {
-			t.Errorf("%s = %q, want %q", key, got, want)
-		}
+const predictPolicyTOML = `format = 1
+version = 3
+boards = ["qemu-x86_64"]
+
+[production]
+[[production.root]]
+name = "A"
+root_hash = "4f2d9c1e8b7a6f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6"
+data_blocks = 1024
+
+[development]
+allow_devices = [{ board = "qemu-x86_64", device_id = "8a1c2f0e-uuid" }]
+`
+
+// signPolicyText writes text as dir/policy.toml, signed by a new key
+// that dir/keys trusts (threshold 1).
+func signPolicyText(t *testing.T, dir, text string) (polFile, keysDir string) {
+	t.Helper()
+	k, err := policy.GenerateKey(policy.AlgEd25519)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got := identityField(`source=dt serial="unterminated`, "serial"); got != "" {
-		t.Errorf("unterminated value gave %q", got)
+	pub, _ := policy.PublicKeyFrom(k.Public())
+	pemb, _ := pub.MarshalPEM()
+	keysDir = filepath.Join(dir, "keys")
+	os.MkdirAll(keysDir, 0o755)
+	os.WriteFile(filepath.Join(keysDir, "rel.pem"), pemb, 0o644)
+	os.WriteFile(filepath.Join(keysDir, "keyset.toml"), []byte("threshold = 1\n"), 0o644)
+	polFile = filepath.Join(dir, "policy.toml")
+	os.WriteFile(polFile, []byte(text), 0o644)
+	sig, err := policy.Sign(k, []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(polFile+".sig", policy.FormatSignatures([]policy.Signature{sig}), 0o644)
+	return polFile, keysDir
+}
+
+// TestPredictDecides: predict runs /init's decision on the facts given,
+// so the placeholder-serial rule of identity.DeviceID applies (the unit
+// is listed by UUID, its serial is a placeholder), a unit the policy does
+// not list gets dev-denied, and an identity that is not canonical is a
+// usage error.
+func TestPredictDecides(t *testing.T) {
+	dir := t.TempDir()
+	pol, keys := signPolicyText(t, dir, predictPolicyTOML)
+
+	listed := identity.Identity{Source: identity.SourceDMI, Arch: "amd64", Serial: "To Be Filled By O.E.M.", SystemUUID: "8a1c2f0e-uuid"}
+	other := identity.Identity{Source: identity.SourceDMI, Arch: "amd64", Serial: "To Be Filled By O.E.M.", SystemUUID: "other"}
+	run := func(id string, extra ...string) (string, error) {
+		out := filepath.Join(dir, "out.json")
+		os.Remove(out)
+		err := runPredict(append([]string{"-policy", pol, "-keys", keys, "-board", "qemu-x86_64", "-identity", id,
+			"-format", "json", "-o", out}, extra...))
+		b, _ := os.ReadFile(out)
+		return string(b), err
+	}
+	if out, err := run(listed.String(), "-profile", "development", "-reason", "dev-allowed-device"); err != nil ||
+		!strings.Contains(out, `reason=dev-allowed-device`) {
+		t.Errorf("listed unit, development: %v\n%s", err, out)
+	}
+	var rej rejectedError
+	if _, err := run(other.String(), "-profile", "development"); !errors.As(err, &rej) || !strings.Contains(err.Error(), "decides production") {
+		t.Errorf("unlisted unit, development: %v, want a rejection", err)
+	}
+	if out, err := run(other.String(), "-request", "development"); err != nil || !strings.Contains(out, `reason=dev-denied`) {
+		t.Errorf("unlisted unit, development requested: %v\n%s", err, out)
+	}
+	if _, err := run(listed.String(), "-board", "intel-nuc"); !errors.As(err, &rej) || !strings.Contains(err.Error(), "not covered") {
+		t.Errorf("uncovered board: %v, want a refusal", err)
+	}
+	var usage usageError
+	for _, bad := range []string{"bogus", strings.TrimSuffix(listed.String(), ` uuid="8a1c2f0e-uuid"`)} {
+		if _, err := run(bad); !errors.As(err, &usage) {
+			t.Errorf("-identity %q: %v, want a usage error", bad, err)
+		}
 	}
 }
 
@@ -27,7 +95,16 @@ func TestIdentityField(t *testing.T) {
 // (its provenance would be unknown).
 func TestPredictImportedBoard(t *testing.T) {
 	dir := t.TempDir()
-	polFile, keysDir := signedPolicy(t, dir)
+	polFile, keysDir := signPolicyText(t, dir, `format = 1
+version = 1
+boards = ["pine64-pinebook-pro", "qemu-aarch64-virt"]
+
+[production]
+[[production.root]]
+name = "A"
+root_hash = "4f2d9c1e8b7a6f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6"
+data_blocks = 1024
+`)
 	ident := `source=dt arch=arm64 compatible=["pine64,pinebook-pro"] model="Pine64 Pinebook Pro" serial=""`
 	common := []string{"-policy", polFile, "-keys", keysDir, "-identity", ident}
 	out := captureStdout(t, func() error { return runPredict(append(common, "-board", "pine64-pinebook-pro")) })

@@ -1,0 +1,216 @@
+//go:build linux
+
+// Package osenv is boot.Env on the running Linux system: /proc/cmdline,
+// firmware tables, /dev/tpm*, /sys/class/block, dm-verity and mounts.
+package osenv
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/google/go-tpm/tpm2/transport"
+	"golang.org/x/sys/unix"
+
+	"github.com/mcinit/mcinit/boards"
+	"github.com/mcinit/mcinit/boot"
+	"github.com/mcinit/mcinit/cmdline"
+	"github.com/mcinit/mcinit/dmverity"
+	"github.com/mcinit/mcinit/handoff"
+	"github.com/mcinit/mcinit/identity"
+	"github.com/mcinit/mcinit/kmodules"
+	"github.com/mcinit/mcinit/measure"
+	"github.com/mcinit/mcinit/mkfs"
+	"github.com/mcinit/mcinit/policy"
+	"github.com/mcinit/mcinit/rootfs"
+)
+
+// Env is the running system, seen from PID 1 in the initramfs.
+type Env struct {
+	Log boot.Logger
+}
+
+var _ boot.Env = (*Env)(nil)
+
+// Image is the initramfs root.
+func (e *Env) Image() fs.FS { return os.DirFS("/") }
+
+// Cmdline reads /proc/cmdline, bounded.
+func (e *Env) Cmdline() (string, error) {
+	b, err := policy.ReadPath("/proc/cmdline", cmdline.MaxSize)
+	return string(b), err
+}
+
+// Identity reads DMI or the device tree.
+func (e *Env) Identity() (identity.Identity, error) { return identity.Read("/") }
+
+// LoadModules loads modules from /lib/modules/<running release>.
+func (e *Env) LoadModules(mods []boards.Module) error {
+	var uts unix.Utsname
+	if err := unix.Uname(&uts); err != nil {
+		return fmt.Errorf("uname: %v", err)
+	}
+	return kmodules.Load(path.Join("/lib/modules", unix.ByteSliceToString(uts.Release[:])), mods)
+}
+
+// OpenTPM opens /dev/tpmrm0 or /dev/tpm0.
+func (e *Env) OpenTPM() (transport.TPMCloser, error) { return measure.OpenTPM() }
+
+// Disks are the kernel's block devices.
+func (e *Env) Disks() boot.Disks { return disks{log: e.Log} }
+
+// FindInit resolves init inside root (see rootfs.FindInit).
+func (e *Env) FindInit(root, init string) (string, error) { return rootfs.FindInit(root, init) }
+
+// WriteHandoff writes /run/mcinit.
+func (e *Env) WriteHandoff(s handoff.Summary, eventLog []byte) error {
+	return handoff.Write(handoff.Dir, s, eventLog)
+}
+
+// LockModules sets kernel.modules_disabled.
+func (e *Env) LockModules() error { return handoff.LockModules() }
+
+// SwitchRoot hands over to the real init at initPath (resolved inside
+// root by FindInit), named argv0.
+func (e *Env) SwitchRoot(root, initPath, argv0 string, env []string) error {
+	return rootfs.SwitchRoot(root, initPath, []string{argv0}, env)
+}
+
+// RescueShell runs the u-root shell on the console (development images
+// only carry it), then returns. timeout bounds the wait (0: none).
+func (e *Env) RescueShell(why string, timeout time.Duration) {
+	sh := "/bin/sh"
+	if _, err := os.Stat(sh); err != nil {
+		e.Log.Warnf("no rescue shell in this image (%s)", why)
+		return
+	}
+	e.Log.Warnf("development rescue shell (%s); exit to continue", why)
+	cmd := exec.Command(sh)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = []string{"PATH=/bbin:/bin", "PS1=mcinit-rescue# "}
+	cmd.SysProcAttr = &unix.SysProcAttr{Setsid: true, Setctty: true}
+	if timeout > 0 {
+		cmd.WaitDelay = time.Second
+		if err := cmd.Start(); err != nil {
+			e.Log.Warnf("rescue shell: %v", err)
+			return
+		}
+		t := time.AfterFunc(timeout, func() {
+			e.Log.Warnf("rescue shell: no exit after %v, ending it", timeout)
+			_ = cmd.Process.Kill()
+		})
+		defer t.Stop()
+		if err := cmd.Wait(); err != nil {
+			e.Log.Warnf("rescue shell: %v", err)
+		}
+		return
+	}
+	if err := cmd.Run(); err != nil {
+		e.Log.Warnf("rescue shell: %v", err)
+	}
+}
+
+type disks struct{ log boot.Logger }
+
+func (disks) Partitions() ([]rootfs.BlockPartition, error) { return rootfs.DefaultScanner().Scan() }
+
+func (disks) OpenVerity(name, data, hash string, want dmverity.Expected, on policy.VerityError) (string, error) {
+	return dmverity.Open(name, data, hash, want, on)
+}
+
+func (disks) MountReadOnly(dev, target string) (string, error) {
+	return rootfs.MountReadOnly(dev, target)
+}
+
+func (disks) MountTmpfs(target string) error { return rootfs.MountTmpfs(target) }
+
+// Overlay mounts the development root and leaves /run/mcinit/upper
+// pointing at the overlay's upper directory, for devdiff.
+func (disks) Overlay(lower, upperBase, target string) error {
+	if err := rootfs.Overlay(lower, upperBase, target); err != nil {
+		return err
+	}
+	if strings.HasPrefix(upperBase, handoff.Dir+"/") {
+		_ = os.Symlink(strings.TrimPrefix(upperBase, handoff.Dir+"/")+"/upper", handoff.Dir+"/upper")
+	}
+	return nil
+}
+
+// upperProbe is how much of an upper partition must be zero before /init
+// formats it: it covers the superblocks of every common filesystem and
+// of LUKS, swap and partition tables.
+const upperProbe = 1 << 20
+
+// MountUpper mounts the persistent upper partition on target. An ext4
+// superblock is mounted as is (the kernel replays its journal; a mount
+// failure is refused as damage); a partition whose first MiB is all zero
+// is formatted when the policy sets create_upper; anything else is
+// refused, never formatted.
+func (d disks) MountUpper(p rootfs.BlockPartition, dev policy.Development, target string) error {
+	name := fmt.Sprintf("%q (%s)", dev.UpperPartLabel, p.Dev)
+	if fstype, err := rootfs.DetectFS(p.Dev); err == nil {
+		if fstype != "ext4" {
+			return fmt.Errorf("development upper partition %s holds %s, not ext4", name, fstype)
+		}
+		if err := rootfs.MountReadWrite(p.Dev, target); err != nil {
+			return fmt.Errorf("development upper partition %s is damaged: %v; repair it with e2fsck or wipe it", name, err)
+		}
+		return nil
+	}
+	f, err := os.OpenFile(p.Dev, os.O_RDWR|unix.O_EXCL, 0)
+	if err != nil {
+		return fmt.Errorf("development upper partition %s: %v", name, err)
+	}
+	defer f.Close()
+	blank, err := mkfs.Blank(f, upperProbe)
+	if err != nil {
+		return fmt.Errorf("development upper partition %s: %v", name, err)
+	}
+	switch {
+	case !blank:
+		return fmt.Errorf("development upper partition %s is damaged or not ext4: no ext4 superblock, and its first MiB holds data; not formatting it", name)
+	case !dev.CreateUpper:
+		return fmt.Errorf("development upper partition %s is empty and the policy does not set create_upper", name)
+	}
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return fmt.Errorf("development upper partition %s: size: %v", name, err)
+	}
+	opt := mkfs.Ext2Options{UUID: upperUUID(p.UUID)}
+	if len(dev.UpperPartLabel) <= 16 {
+		opt.Label = dev.UpperPartLabel
+	}
+	start := time.Now()
+	if err := mkfs.Ext2(f, size, opt); err != nil {
+		return fmt.Errorf("development upper partition %s: formatting: %v", name, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("development upper partition %s: formatting: %v", name, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("development upper partition %s: formatting: %v", name, err)
+	}
+	d.log.Printf("development upper partition %s was empty: formatted ext2, %d MiB, in %v (create_upper)",
+		name, size>>20, time.Since(start).Round(time.Millisecond))
+	if err := rootfs.MountReadWrite(p.Dev, target); err != nil {
+		return fmt.Errorf("development upper partition %s: mounting the new filesystem: %v", name, err)
+	}
+	return nil
+}
+
+// upperUUID derives the new filesystem's UUID from the partition's, so a
+// format is reproducible and needs no entropy early in boot.
+func upperUUID(part rootfs.GUID) [16]byte {
+	h := sha256.Sum256(append([]byte("mcinit development upper\x00"), part[:]...))
+	var u [16]byte
+	copy(u[:], h[:16])
+	u[6] = u[6]&0x0f | 0x50 // version 5 style: name-based
+	u[8] = u[8]&0x3f | 0x80
+	return u
+}

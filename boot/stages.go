@@ -1,0 +1,362 @@
+package boot
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/google/go-tpm/tpm2/transport"
+
+	"github.com/mcinit/mcinit/boards"
+	"github.com/mcinit/mcinit/cmdline"
+	"github.com/mcinit/mcinit/decide"
+	"github.com/mcinit/mcinit/handoff"
+	"github.com/mcinit/mcinit/identity"
+	"github.com/mcinit/mcinit/initramfs/layout"
+	"github.com/mcinit/mcinit/measure"
+	"github.com/mcinit/mcinit/policy"
+	"github.com/mcinit/mcinit/rollback"
+)
+
+// MaxSignatureFile bounds the detached signature file read at boot.
+const MaxSignatureFile = 64 << 10
+
+// ReadCmdline parses the kernel command line. A line that cannot be read
+// or parsed boots with defaults (production) and a warning.
+func ReadCmdline(env Env, con *Console) *cmdline.Cmdline {
+	raw, err := env.Cmdline()
+	if err != nil {
+		con.Warn("reading /proc/cmdline: %v (booting with defaults)", err)
+	}
+	cl, err := cmdline.Parse(raw)
+	if err != nil {
+		con.Warn("kernel command line: %v (booting with defaults)", err)
+		cl = &cmdline.Cmdline{}
+	}
+	// Flag warnings are reported by the decision, once.
+	con.SetDebug(cl.Flags().Debug)
+	con.Debugf("command line: %q", strings.TrimSpace(raw))
+	return cl
+}
+
+// Identify reads the board identity; without one the boot goes on with
+// the architecture alone (the generic board, if the policy allows it).
+func Identify(env Env, con *Console) identity.Identity {
+	id, err := env.Identity()
+	if err != nil {
+		con.Warn("reading the board identity: %v", err)
+		id = identity.Identity{Arch: runtime.GOARCH}
+	}
+	con.Printf("identity: %s", id)
+	return id
+}
+
+// MatchBoard matches the identity against the image's board files. It
+// allows the generic board: modules are needed to read the disk and the
+// TPM; whether the policy accepts a generic board is the decision's job.
+// /init cannot change its own command line (the UKI builder puts the
+// board's kernel parameters there), so a boot without them is warned about.
+func MatchBoard(image fs.FS, id identity.Identity, cl *cmdline.Cmdline, con *Console) (*boards.Board, error) {
+	sub, err := fs.Sub(image, layout.BoardsDir)
+	if err != nil {
+		return nil, fmt.Errorf("board definitions: %v", err)
+	}
+	set, err := boards.Load(sub)
+	if err != nil {
+		return nil, fmt.Errorf("board definitions: %v", err)
+	}
+	board, err := set.Match(id, true)
+	if err != nil {
+		return nil, fmt.Errorf("board: %v", err)
+	}
+	con.Printf("board: %s", board.Name)
+	for _, p := range board.MissingParams(paramText(cl)) {
+		con.Warn("board %s needs kernel parameter %q, which is not on the command line", board.Name, p)
+	}
+	return board, nil
+}
+
+// paramText is the command line's kernel parameters, as name or name=value
+// words without the kernel's quotes.
+func paramText(cl *cmdline.Cmdline) string {
+	var b strings.Builder
+	for _, p := range cl.Params {
+		b.WriteString(p.Name)
+		if p.HasValue {
+			b.WriteString("=" + p.Value)
+		}
+		b.WriteByte(' ')
+	}
+	return b.String()
+}
+
+// LoadModules loads the board's modules for profile: "" for the ones every
+// boot needs before the decision, "development" for the development root's.
+func LoadModules(env Env, con *Console, board *boards.Board, profile string) error {
+	mods := board.ModulesFor(profile)
+	if len(mods) == 0 {
+		return nil
+	}
+	t0 := time.Now()
+	if err := env.LoadModules(mods); err != nil {
+		return fmt.Errorf("loading modules for board %s: %v", board.Name, err)
+	}
+	what := "modules"
+	if profile != "" {
+		what = profile + " modules"
+	}
+	con.Printf("%s: %d loaded in %v", what, len(mods), time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+// Policy is what the image presents: the raw files, the trusted keys, and
+// the verified policy or why there is none.
+type Policy struct {
+	Raw      []byte
+	Keys     *policy.KeySet
+	Verified *policy.Verified
+	Err      error // why Verified is nil
+}
+
+// ReadPolicy reads and verifies the image's policy. It never fails: a
+// policy that does not verify is measured before the boot refuses, so a
+// verifier sees what was presented.
+func ReadPolicy(image fs.FS) *Policy {
+	raw, rerr := policy.ReadFile(image, layout.PolicyFile, policy.MaxPolicySize)
+	sig, serr := policy.ReadFile(image, layout.SigFile, MaxSignatureFile)
+	p := &Policy{Raw: raw}
+	keys, kerr := fs.Sub(image, layout.KeysDir)
+	if kerr == nil {
+		p.Keys, kerr = policy.LoadKeySet(keys)
+	}
+	switch {
+	case rerr != nil:
+		p.Err = fmt.Errorf("no policy: %v", rerr)
+	case serr != nil:
+		p.Err = fmt.Errorf("no policy signature: %v", serr)
+	case kerr != nil:
+		p.Err = fmt.Errorf("trusted keys: %v", kerr)
+	default:
+		p.Verified, p.Err = policy.VerifyPolicy(raw, sig, p.Keys)
+	}
+	return p
+}
+
+// RequiresTPM is the policy's tpm_required; before a policy verified, a
+// TPM is required.
+func (p *Policy) RequiresTPM() bool {
+	return p.Verified == nil || p.Verified.Policy.Production.RequiresTPM()
+}
+
+// PCR is the PCR /init measures into.
+func (p *Policy) PCR() int {
+	if p.Verified == nil {
+		return policy.DefaultPCR
+	}
+	return p.Verified.Policy.PCRIndex()
+}
+
+// TPM is the boot's TPM, every command bounded by a deadline; nil when
+// none works.
+type TPM struct {
+	*measure.DeadlineTPM
+	closer transport.TPMCloser
+}
+
+// Close closes the device; closing twice is harmless.
+func (t *TPM) Close() error {
+	if t == nil || t.closer == nil {
+		return nil
+	}
+	c := t.closer
+	t.closer = nil
+	return c.Close()
+}
+
+// OpenMeasurement opens the TPM and measures the policy bytes and the key
+// set, whatever they are, then refuses a policy that did not verify or a
+// missing TPM the policy requires.
+func OpenMeasurement(env Env, con *Console, p *Policy) (*Measurer, *TPM, error) {
+	pcr := p.PCR()
+	var tpm *TPM
+	dev, terr := env.OpenTPM()
+	if terr != nil {
+		con.Printf("TPM: none (%v)", terr)
+	} else {
+		tpm = &TPM{DeadlineTPM: measure.WithDeadline(dev, measure.DefaultTimeout), closer: dev}
+	}
+	var rec *measure.Recorder
+	if tpm != nil {
+		var err error
+		if rec, err = measure.NewRecorder(tpm.DeadlineTPM, pcr); err != nil {
+			con.Printf("TPM: %v", err)
+			tpm.Close()
+			tpm, terr = nil, err
+		}
+	}
+	if tpm == nil {
+		var err error
+		if rec, err = measure.NewRecorder(nil, pcr); err != nil {
+			return nil, nil, err
+		}
+	}
+	m := &Measurer{rec: rec, tpm: tpm != nil, required: p.RequiresTPM(), con: con}
+	if err := m.Record(measure.PolicyEvent(p.Raw)); err != nil {
+		return m, tpm, err
+	}
+	if err := m.Record(measure.KeySetEvent(KeyIDs(p.Keys))); err != nil {
+		return m, tpm, err
+	}
+	if p.Err != nil {
+		return m, tpm, fmt.Errorf("policy: %v", p.Err)
+	}
+	v := p.Verified
+	con.Printf("policy: version %d verified (%d signatures), digest %s",
+		v.Policy.Version, len(v.SignedBy), hex.EncodeToString(v.Digest[:])[:16])
+	if tpm == nil && v.Policy.Production.RequiresTPM() {
+		return m, nil, fmt.Errorf("policy requires a TPM and none works: %v", terr)
+	}
+	return m, tpm, nil
+}
+
+// Floor is the rollback floor as read before the decision.
+type Floor struct {
+	Index   uint32 // 0: the policy sets no rollback_nv_index
+	Version uint64
+	Written bool
+}
+
+// ReadFloor reads the rollback floor the policy names. A policy that asks
+// for rollback protection without a working TPM refuses.
+func ReadFloor(tpm *TPM, p *policy.Policy) (Floor, error) {
+	f := Floor{Index: p.Production.RollbackNVIndex}
+	if f.Index == 0 {
+		return f, nil
+	}
+	if tpm == nil {
+		return f, errors.New("policy asks for rollback protection and no TPM works")
+	}
+	var err error
+	if f.Version, f.Written, err = rollback.ReadFloor(tpm, f.Index); err != nil {
+		return f, fmt.Errorf("reading the rollback floor: %v", err)
+	}
+	return f, nil
+}
+
+// ReadGrants verifies the image's development grants; bad ones are
+// warnings, never refusals.
+func ReadGrants(image fs.FS, keys *policy.KeySet, con *Console) []*policy.Grant {
+	grants, problems := policy.VerifyGrantsFS(image, layout.GrantsDir, keys)
+	for _, p := range problems {
+		con.Warn("grant ignored: %v", p)
+	}
+	return grants
+}
+
+// MeasureBoard measures the matched board and the identity.
+func MeasureBoard(m *Measurer, board *boards.Board, id identity.Identity) error {
+	return m.Record(boardEvent(board.Name, BoardSource(board), id))
+}
+
+// Decide applies the decision rules (package decide) to the facts. now is
+// the real-time clock: untrusted, it can only void grants (decide.Input).
+func Decide(v *policy.Verified, board string, id identity.Identity, cl *cmdline.Cmdline, floor Floor, grants []*policy.Grant, now time.Time) (*decide.Decision, error) {
+	d, err := decide.Decide(decide.Input{
+		Now:        now,
+		Policy:     v,
+		Board:      board,
+		DeviceID:   id.DeviceID(),
+		Cmdline:    cl,
+		Grants:     grants,
+		Floor:      floor.Version,
+		FloorKnown: floor.Written,
+	})
+	var r *decide.Refusal
+	if errors.As(err, &r) {
+		return nil, errors.New(r.Cause)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("decision: %v", err)
+	}
+	return d, nil
+}
+
+// MeasureDecision prints the decision's warnings and measures it, before
+// the root it selects is touched.
+func MeasureDecision(m *Measurer, con *Console, d *decide.Decision) error {
+	for _, w := range d.Warnings {
+		con.Warn("%s", w)
+	}
+	if err := m.Record(DecisionEvent(d.Facts)); err != nil {
+		return err
+	}
+	con.Printf("profile: %s (requested %s, reason %s)", d.Profile, d.Request, d.Reason)
+	return nil
+}
+
+// MeasureRoot measures the root that was set up, before anything from it runs.
+func MeasureRoot(m *Measurer, r *Root) error { return m.Record(measure.RootEvent(r.Measured)) }
+
+// SettleFloor ends the rollback work: a production boot raises the floor
+// to the policy version, and every boot write-locks it until the next
+// reboot. A production boot refuses when either fails.
+func SettleFloor(tpm *TPM, p *policy.Policy, floor Floor, d *decide.Decision) error {
+	if floor.Index == 0 {
+		return nil
+	}
+	production := d.Profile == decide.Production
+	if production {
+		if err := rollback.RaiseFloor(tpm, floor.Index, p.Version); err != nil {
+			return fmt.Errorf("raising the rollback floor to %d: %v", p.Version, err)
+		}
+	}
+	if err := rollback.Lock(tpm, floor.Index); err != nil && production {
+		return fmt.Errorf("locking the rollback floor: %v", err)
+	}
+	return nil
+}
+
+// MeasureSeparator ends /init's measurements.
+func MeasureSeparator(m *Measurer) error { return m.Record(measure.SeparatorEvent()) }
+
+// Summary is what the booted system learns in /run/mcinit.
+func Summary(p *Policy, board *boards.Board, id identity.Identity, d *decide.Decision, r *Root, tpm *TPM, con *Console) handoff.Summary {
+	v := p.Verified
+	return handoff.Summary{
+		Profile:       string(d.Profile),
+		Request:       string(d.Request),
+		Reason:        string(d.Reason),
+		Board:         board.Name,
+		Identity:      id.String(),
+		DeviceID:      id.DeviceID(),
+		PolicyVersion: v.Policy.Version,
+		PolicyDigest:  hex.EncodeToString(v.Digest[:]),
+		Root:          r.Description,
+		RootHash:      r.RootHash,
+		PCR:           v.Policy.PCRIndex(),
+		TPM:           tpm != nil,
+		Warnings:      con.Warnings,
+	}
+}
+
+// LockModules forbids module loading in production when the policy says so.
+func LockModules(env Env, p *policy.Policy, d *decide.Decision) error {
+	if d.Profile == decide.Production && p.Production.LocksModules() {
+		return env.LockModules()
+	}
+	return nil
+}
+
+// RescueShell says whether a development boot offers the rescue shell:
+// on request (mcinit.shell) or after a refusal, and only when the policy
+// allows it. Production never does.
+func RescueShell(p *Policy, d *decide.Decision, requested bool) bool {
+	if d == nil || d.Profile != decide.Development || p == nil || p.Verified == nil {
+		return false
+	}
+	return p.Verified.Policy.Development.RescueShell && requested
+}
