@@ -3,6 +3,7 @@ package boot
 import (
 	"fmt"
 	"io/fs"
+	"time"
 
 	"github.com/google/go-tpm/tpm2/transport"
 
@@ -37,6 +38,12 @@ type Env interface {
 	WriteHandoff(s handoff.Summary, eventLog []byte) error
 	// LockModules forbids module loading until the next boot.
 	LockModules() error
+	// SwitchRoot makes root the root and execs initPath (resolved by
+	// FindInit) as argv0; it returns only on failure.
+	SwitchRoot(root, initPath, argv0 string, env []string) error
+	// RescueShell runs a shell on the console until it exits or timeout
+	// passes (0: no timeout).
+	RescueShell(why string, timeout time.Duration)
 }
 
 // Disks is the block-device side of root setup.

@@ -351,6 +351,10 @@ func LockModules(env Env, p *policy.Policy, d *decide.Decision) error {
 	return nil
 }
 
+// RefusalShellTimeout bounds the rescue shell offered after a refusal in
+// development: an unattended unit halts instead of waiting forever.
+const RefusalShellTimeout = 5 * time.Minute
+
 // RescueShell says whether a development boot offers the rescue shell:
 // on request (mcinit.shell) or after a refusal, and only when the policy
 // allows it. Production never does.

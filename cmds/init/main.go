@@ -6,6 +6,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -36,7 +37,11 @@ func main() {
 	s := &state{}
 	err := run(env, con, s, start)
 	// run returns only when the boot cannot go on.
+	if err == nil {
+		err = errors.New("switch_root returned")
+	}
 	refuse(env, con, s, err)
+	halt()
 }
 
 // state is what a refusal needs to know about the boot so far.
@@ -46,7 +51,7 @@ type state struct {
 	decision *decide.Decision
 }
 
-func run(env *osenv.Env, con *boot.Console, s *state, start time.Duration) (err error) {
+func run(env boot.Env, con *boot.Console, s *state, start time.Duration) (err error) {
 	cl := boot.ReadCmdline(env, con)
 	id := boot.Identify(env, con)
 	board, err := boot.MatchBoard(env.Image(), id, cl, con)
@@ -121,17 +126,17 @@ func run(env *osenv.Env, con *boot.Console, s *state, start time.Duration) (err 
 		[]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "MCINIT_PROFILE=" + sum.Profile})
 }
 
-// refuse ends the boot: one line naming the cause, a measured failure event
-// (when measuring works), then halt. In development a rescue shell may be
-// offered first, when the policy allows it; never in production.
-func refuse(env *osenv.Env, con *boot.Console, s *state, err error) {
+// refuse is the end of a boot that cannot go on: one line naming the
+// cause and a measured failure event (when measuring works); the caller
+// halts. In development a rescue shell may be offered first, when the
+// policy allows it; never in production.
+func refuse(env boot.Env, con *boot.Console, s *state, err error) {
 	cause := err.Error()
 	con.Critf("refusing to boot: %s", cause)
 	s.m.Fail(cause)
 	if boot.RescueShell(s.policy, s.decision, true) {
-		env.RescueShell("boot failed", 0)
+		env.RescueShell("boot failed", boot.RefusalShellTimeout)
 	}
-	halt()
 }
 
 // bootTime is CLOCK_BOOTTIME, comparable with kernel log timestamps.
