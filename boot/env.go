@@ -1,6 +1,7 @@
 package boot
 
 import (
+	"crypto"
 	"fmt"
 	"io/fs"
 	"time"
@@ -28,6 +29,10 @@ type Env interface {
 	LoadModules(mods []boards.Module) error
 	// OpenTPM opens the TPM; the pipeline bounds every command with a deadline.
 	OpenTPM() (transport.TPMCloser, error)
+	// PCRBanks lists the TPM's active banks of pcr as the kernel knows
+	// them, without a TPM command; an error makes the pipeline ask the
+	// TPM (TPM2_GetCapability).
+	PCRBanks(pcr int) ([]crypto.Hash, error)
 	// Disks reaches the block devices.
 	Disks() Disks
 	// FindInit resolves path inside root (symlinks stay inside root) and

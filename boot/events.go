@@ -1,6 +1,7 @@
 package boot
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/mcinit/mcinit/boards"
@@ -111,11 +112,13 @@ func (m *Measurer) Record(ev measure.Event) error {
 	return nil
 }
 
-// Fail measures a refusal cause, when measuring still works.
-func (m *Measurer) Fail(cause string) {
-	if m != nil {
-		_ = m.rec.Record(measure.FailureEvent(cause))
+// Fail measures a failure cause, when measuring still works; the error
+// says why it could not.
+func (m *Measurer) Fail(cause string) error {
+	if m == nil {
+		return errors.New("no measurements yet")
 	}
+	return m.rec.Record(measure.FailureEvent(cause))
 }
 
 // Log returns the event log so far.

@@ -192,7 +192,12 @@ func OpenMeasurement(env Env, con *Console, p *Policy) (*Measurer, *TPM, error) 
 	var rec *measure.Recorder
 	if tpm != nil {
 		var err error
-		if rec, err = measure.NewRecorder(tpm.DeadlineTPM, pcr); err != nil {
+		if banks, berr := env.PCRBanks(pcr); berr == nil {
+			rec, err = measure.NewRecorderBanks(tpm.DeadlineTPM, pcr, banks)
+		} else {
+			rec, err = measure.NewRecorder(tpm.DeadlineTPM, pcr)
+		}
+		if err != nil {
 			con.Printf("TPM: %v", err)
 			tpm.Close()
 			tpm, terr = nil, err
@@ -223,25 +228,23 @@ func OpenMeasurement(env Env, con *Console, p *Policy) (*Measurer, *TPM, error) 
 	return m, tpm, nil
 }
 
-// Floor is the rollback floor as read before the decision.
-type Floor struct {
-	Index   uint32 // 0: the policy sets no rollback_nv_index
-	Version uint64
-	Written bool
-}
+// Floor is the rollback floor as read before the decision (Index 0: the
+// policy sets no rollback_nv_index).
+type Floor = rollback.Floor
 
-// ReadFloor reads the rollback floor the policy names. A policy that asks
-// for rollback protection without a working TPM refuses.
+// ReadFloor reads the rollback floor the policy names, once (one
+// TPM2_NV_Read). A policy that asks for rollback protection without a
+// working TPM refuses.
 func ReadFloor(tpm *TPM, p *policy.Policy) (Floor, error) {
-	f := Floor{Index: p.Production.RollbackNVIndex}
-	if f.Index == 0 {
-		return f, nil
+	index := p.Production.RollbackNVIndex
+	if index == 0 {
+		return Floor{}, nil
 	}
 	if tpm == nil {
-		return f, errors.New("policy asks for rollback protection and no TPM works")
+		return Floor{Index: index}, errors.New("policy asks for rollback protection and no TPM works")
 	}
-	var err error
-	if f.Version, f.Written, err = rollback.ReadFloor(tpm, f.Index); err != nil {
+	f, err := rollback.Read(tpm, index)
+	if err != nil {
 		return f, fmt.Errorf("reading the rollback floor: %v", err)
 	}
 	return f, nil
@@ -301,21 +304,30 @@ func MeasureDecision(m *Measurer, con *Console, d *decide.Decision) error {
 // MeasureRoot measures the root that was set up, before anything from it runs.
 func MeasureRoot(m *Measurer, r *Root) error { return m.Record(measure.RootEvent(r.Measured)) }
 
-// SettleFloor ends the rollback work: a production boot raises the floor
-// to the policy version, and every boot write-locks it until the next
-// reboot. A production boot refuses when either fails.
-func SettleFloor(tpm *TPM, p *policy.Policy, floor Floor, d *decide.Decision) error {
+// SettleFloor ends the rollback work with the floor ReadFloor read: a
+// production boot raises it to the policy version, and every boot
+// write-locks it until the next reboot (one or two TPM commands). A
+// production boot refuses when either fails. A development boot whose lock
+// failed goes on, since nothing it boots is trusted, but the booted system
+// could then rewrite the floor: the failure is measured (a failure event
+// before the separator, so no verifier classifies the boot) and the
+// console says what follows.
+func SettleFloor(tpm *TPM, m *Measurer, con *Console, p *policy.Policy, floor Floor, d *decide.Decision) error {
 	if floor.Index == 0 {
 		return nil
 	}
 	production := d.Profile == decide.Production
-	if production {
-		if err := rollback.RaiseFloor(tpm, floor.Index, p.Version); err != nil {
-			return fmt.Errorf("raising the rollback floor to %d: %v", p.Version, err)
-		}
+	err := floor.Settle(tpm, p.Version, production)
+	switch {
+	case err == nil:
+		return nil
+	case production:
+		return fmt.Errorf("settling the rollback floor at version %d: %v", p.Version, err)
 	}
-	if err := rollback.Lock(tpm, floor.Index); err != nil && production {
-		return fmt.Errorf("locking the rollback floor: %v", err)
+	cause := fmt.Sprintf("rollback floor %#x not locked: %v", floor.Index, err)
+	con.Warn("%s: the booted development system can rewrite the floor until the next reboot, so the next production boot may accept an older policy; this boot is measured as failed and no verifier will classify it", cause)
+	if err := m.Fail(cause); err != nil {
+		return fmt.Errorf("%s, and measuring it failed: %v", cause, err)
 	}
 	return nil
 }

@@ -120,7 +120,8 @@ func TestAttestProfilesAndSealing(t *testing.T) {
 // (on the host, before the first boot), a production boot of policy
 // version 2 raises the floor to 2, a development boot of version 3 leaves
 // it, and an image with a validly signed policy version 1 is then refused.
-// It also counts the TPM commands of both boots from swtpm's log.
+// It also counts the TPM commands of the production boots and the
+// refused one from swtpm's log.
 func TestAttestRollback(t *testing.T) {
 	e := env(t, "amd64")
 	ctx := context.Background()
@@ -151,8 +152,22 @@ func TestAttestRollback(t *testing.T) {
 	// runs no actions). Only /init extends PCR 13 and touches NV indices.
 	n := tpmCommands(t, m.TPMLog)
 	t.Logf("TPM commands of a production boot with a rollback floor (kernel + /init): %v", n)
-	if n["PCR_Extend[13]"] != 6 || n["NV_Write"] != 1 || n["NV_WriteLock"] != 1 || n["NV_Read"] != 0 {
-		t.Errorf("want 6 PCR_Extend[13], 1 NV_Write, 1 NV_WriteLock and no NV_Read (the floor was unset): %v", n)
+	// /init reads the floor once (NV_Read: unset) and settles it once
+	// (NV_Write, NV_WriteLock); the banks come from sysfs.
+	if n["PCR_Extend[13]"] != 6 || n["NV_Read"] != 1 || n["NV_Write"] != 1 || n["NV_WriteLock"] != 1 || n["NV_ReadPublic"] != 0 {
+		t.Errorf("want 6 PCR_Extend[13], 1 NV_Read, 1 NV_Write, 1 NV_WriteLock and no NV_ReadPublic (the floor was unset): %v", n)
+	}
+
+	// The same image again: the floor already holds the version, so /init
+	// sends the events + 2 commands (NV_Read, NV_WriteLock).
+	m = deviceMachine(t, e, "rollback-v2-again", v2, state, "")
+	m.TPMLog = filepath.Join(t.TempDir(), "tpm-v2-again.log")
+	r = boot(t, m)
+	wantReport(t, r, map[string]string{"profile": "production", "file.policy-version": "2"})
+	n = tpmCommands(t, m.TPMLog)
+	t.Logf("TPM commands of a production boot at the floor (kernel + /init): %v", n)
+	if n["PCR_Extend[13]"] != 6 || n["NV_Read"] != 1 || n["NV_Write"] != 0 || n["NV_WriteLock"] != 1 || n["NV_ReadPublic"] != 0 {
+		t.Errorf("want 6 PCR_Extend[13], 1 NV_Read, 1 NV_WriteLock and nothing else on NV: %v", n)
 	}
 	out, err := e.TPMCommand(ctx, state, "rollback", "show", "-index", index)
 	if err != nil {
@@ -182,8 +197,8 @@ func TestAttestRollback(t *testing.T) {
 	// the floor is read, never written.
 	n = tpmCommands(t, m.TPMLog)
 	t.Logf("TPM commands of the refused boot: %v", n)
-	if n["PCR_Extend[13]"] != 4 || n["NV_Read"] != 1 || n["NV_Write"] != 0 {
-		t.Errorf("want 4 PCR_Extend[13] (policy, keyset, board, failure), 1 NV_Read, no NV_Write: %v", n)
+	if n["PCR_Extend[13]"] != 4 || n["NV_Read"] != 1 || n["NV_Write"] != 0 || n["NV_WriteLock"] != 0 || n["NV_ReadPublic"] != 0 {
+		t.Errorf("want 4 PCR_Extend[13] (policy, keyset, board, failure), 1 NV_Read, nothing else on NV: %v", n)
 	}
 }
 

@@ -57,6 +57,21 @@ func NewRecorder(tpm transport.TPM, pcr int) (*Recorder, error) {
 	return r, nil
 }
 
+// NewRecorderBanks is NewRecorder for banks already known (the kernel
+// lists them in sysfs), saving the TPM2_GetCapability.
+func NewRecorderBanks(tpm transport.TPM, pcr int, banks []crypto.Hash) (*Recorder, error) {
+	r, err := NewLogRecorder(pcr, banks...)
+	if err != nil || tpm == nil {
+		return r, err
+	}
+	dt, ok := tpm.(*DeadlineTPM)
+	if !ok {
+		dt = WithDeadline(tpm, DefaultTimeout)
+	}
+	r.tpm = dt
+	return r, nil
+}
+
 // NewLogRecorder returns a recorder that extends nothing and logs for the
 // given banks (ordered by algorithm ID in the header).
 func NewLogRecorder(pcr int, banks ...crypto.Hash) (*Recorder, error) {

@@ -156,6 +156,81 @@ func settle(tpm transport.TPM, index uint32, floor uint64, written bool, version
 	return nil
 }
 
+// Floor is a floor index as /init reads it before deciding, with what
+// settling it needs: /init reads it once and settles it once.
+type Floor struct {
+	Index   uint32
+	Version uint64 // the floor, when Written
+	Written bool   // false: provisioned, never written (first boot)
+}
+
+// Read reads the floor with one TPM2_NV_Read (password session, empty
+// auth): the boot path skips TPM2_NV_ReadPublic. An index that was
+// provisioned but never written answers TPM_RC_NV_UNINITIALIZED: no
+// floor yet. An index that is missing or misprovisioned fails here or,
+// at the latest, in Settle; /init refuses either way in production.
+// `mcinit rollback show` (ReadFloor) checks the attributes in full.
+func Read(tpm transport.TPM, index uint32) (Floor, error) {
+	f := Floor{Index: index}
+	if err := checkIndex(index); err != nil {
+		return f, err
+	}
+	nh := namedHandle(index, true)
+	rsp, err := tpm2.NVRead{AuthHandle: tpm2.AuthHandle{Handle: nh.Handle, Name: nh.Name, Auth: tpm2.PasswordAuth(nil)},
+		NVIndex: nh, Size: 8}.Execute(tpm)
+	switch {
+	case errors.Is(err, tpm2.TPMRCNVUninitialized):
+		return f, nil
+	case errors.Is(err, tpm2.TPMRCHandle):
+		return f, fmt.Errorf("rollback floor %#x: TPM2_NV_Read: not provisioned: %w", index, err)
+	case err != nil:
+		return f, fmt.Errorf("rollback floor %#x: TPM2_NV_Read: %w", index, err)
+	case len(rsp.Data.Buffer) != 8:
+		return f, fmt.Errorf("rollback floor %#x: read %d bytes", index, len(rsp.Data.Buffer))
+	}
+	f.Version, f.Written = binary.BigEndian.Uint64(rsp.Data.Buffer), true
+	return f, nil
+}
+
+// Settle ends /init's rollback work with the floor it read before
+// deciding: a production boot (raise) writes version when it is above the
+// floor (TPM2_NV_Write), then every boot write-locks the index until the
+// next TPM reset (TPM2_NV_WriteLock). One or two commands.
+func (f Floor) Settle(tpm transport.TPM, version uint64, raise bool) error {
+	nh := namedHandle(f.Index, f.Written)
+	auth := tpm2.AuthHandle{Handle: nh.Handle, Name: nh.Name, Auth: tpm2.PasswordAuth(nil)}
+	if raise && (!f.Written || version > f.Version) {
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], version)
+		_, err := tpm2.NVWrite{AuthHandle: auth, NVIndex: nh, Data: tpm2.TPM2BMaxNVBuffer{Buffer: b[:]}}.Execute(tpm)
+		if errors.Is(err, tpm2.TPMRCNVLocked) {
+			return fmt.Errorf("rollback floor %#x: %w", f.Index, ErrLocked)
+		}
+		if err != nil {
+			return fmt.Errorf("rollback floor %#x: TPM2_NV_Write: %w", f.Index, err)
+		}
+		nh = namedHandle(f.Index, true)
+		auth.Name = nh.Name
+	}
+	if _, err := (tpm2.NVWriteLock{AuthHandle: auth, NVIndex: nh}).Execute(tpm); err != nil {
+		return fmt.Errorf("rollback floor %#x: TPM2_NV_WriteLock: %w", f.Index, err)
+	}
+	return nil
+}
+
+// namedHandle names a floor index as provisioned (Attributes, 8 bytes,
+// SHA-256, no policy), written or not. Only password sessions are used, so
+// the TPM does not check the name; go-tpm requires one.
+func namedHandle(index uint32, written bool) tpm2.NamedHandle {
+	pub := tpm2.TPMSNVPublic{NVIndex: tpm2.TPMIRHNVIndex(index), NameAlg: tpm2.TPMAlgSHA256, Attributes: Attributes(), DataSize: 8}
+	pub.Attributes.Written = written
+	nh := tpm2.NamedHandle{Handle: tpm2.TPMHandle(index)}
+	if n, err := tpm2.NVName(&pub); err == nil {
+		nh.Name = *n
+	}
+	return nh
+}
+
 // Provision defines the floor index with owner authorisation (ownerAuth
 // may be nil for an empty owner password) and, when initial > 0, writes it.
 func Provision(tpm transport.TPM, index uint32, ownerAuth []byte, initial uint64) error {

@@ -93,7 +93,7 @@ func TestFloorSwtpm(t *testing.T) {
 		}
 		return err
 	}
-	if err := boot(7, 4); err != nil { // unset: ReadPublic; ReadPublic, Write, WriteLock
+	if err := boot(7, 3); err != nil { // unset: Read (uninitialized); Write, WriteLock
 		t.Fatal(err)
 	}
 	tpm := sw.Open()
@@ -112,11 +112,11 @@ func TestFloorSwtpm(t *testing.T) {
 		t.Errorf("tpm2_nvwrite failed, but not because of the lock: %v", err)
 	}
 	sw.Restart()
-	if err := boot(6, 2); !errors.Is(err, ErrRollback) {
+	if err := boot(6, 1); !errors.Is(err, ErrRollback) { // Read
 		t.Errorf("older policy after reboot: %v", err)
 	}
 	sw.Restart()
-	if err := boot(8, 5); err != nil {
+	if err := boot(8, 3); err != nil { // Read; Write, WriteLock
 		t.Errorf("newer policy after reboot: %v", err)
 	}
 	out, err := sw.Tool("tpm2_nvread", "0x01504d43", "-C", "0x01504d43", "-s", "8")
@@ -129,14 +129,14 @@ func TestFloorSwtpm(t *testing.T) {
 // raise (production) and lock. It returns the TPM commands it used.
 func bootPathCount(tpm transport.TPM, version uint64) (int, error) {
 	dt := measure.WithDeadline(tpm, measure.DefaultTimeout)
-	floor, written, err := ReadFloor(dt, DefaultIndex)
+	f, err := Read(dt, DefaultIndex)
 	if err != nil {
 		return dt.Commands(), err
 	}
-	if err := Check(floor, written, version); err != nil {
+	if err := Check(f.Version, f.Written, version); err != nil {
 		return dt.Commands(), err
 	}
-	err = Settle(dt, DefaultIndex, floor, written, version, true)
+	err = f.Settle(dt, version, true)
 	return dt.Commands(), err
 }
 
@@ -149,8 +149,48 @@ func TestBootPathCommands(t *testing.T) {
 	if err := Provision(sim, DefaultIndex, nil, 0); err != nil {
 		t.Fatal(err)
 	}
-	// First boot: ReadPublic (unset, no read), ReadPublic, Write, WriteLock.
-	if n, err := bootPathCount(sim, 5); err != nil || n != 4 {
+	// First boot: Read (uninitialized), Write, WriteLock.
+	if n, err := bootPathCount(sim, 5); err != nil || n != 3 {
 		t.Errorf("first boot: %d commands, %v", n, err)
+	}
+	// The same boot again without a TPM reset: the index is locked, the
+	// version equal: Read and a WriteLock that is a no-op.
+	if n, err := bootPathCount(sim, 5); err != nil || n != 2 {
+		t.Errorf("second boot, same version: %d commands, %v", n, err)
+	}
+	if _, err := bootPathCount(sim, 6); !errors.Is(err, ErrLocked) {
+		t.Errorf("raising a locked floor: %v, want ErrLocked", err)
+	}
+	if _, err := Read(sim, DefaultIndex+1); err == nil || !strings.Contains(err.Error(), "not provisioned") {
+		t.Errorf("missing index: %v", err)
+	}
+}
+
+// TestSettleMisprovisioned: an index without write_stclear cannot be
+// locked until reboot; Settle fails (and /init refuses in production).
+func TestSettleMisprovisioned(t *testing.T) {
+	sim, err := simulator.OpenSimulator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	attrs := Attributes()
+	attrs.WriteSTClear = false
+	_, err = tpm2.NVDefineSpace{
+		AuthHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(nil)},
+		PublicInfo: tpm2.New2B(tpm2.TPMSNVPublic{NVIndex: tpm2.TPMIRHNVIndex(DefaultIndex), NameAlg: tpm2.TPMAlgSHA256, Attributes: attrs, DataSize: 8}),
+	}.Execute(sim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Read(sim, DefaultIndex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Settle(sim, 1, true); err == nil || !strings.Contains(err.Error(), "TPM2_NV_WriteLock") {
+		t.Errorf("Settle on an index without write_stclear: %v, want a WriteLock failure", err)
+	}
+	if _, _, err := ReadFloor(sim, DefaultIndex); err == nil {
+		t.Error("ReadFloor accepted a misprovisioned index")
 	}
 }

@@ -121,6 +121,7 @@ type Env struct {
 	Parts    []rootfs.BlockPartition
 	Trees    map[string]string // data partition → root hash of the tree it holds
 	InitPath string            // what FindInit resolves /sbin/init to; "" = missing
+	Banks    []crypto.Hash     // what the kernel lists in sysfs; nil: ask the TPM
 
 	mu       sync.Mutex
 	Actions  []string // what the pipeline did, in order ("modules ...", "verity ...", "mount ...")
@@ -156,13 +157,40 @@ func (e *Env) OpenTPM() (transport.TPMCloser, error) {
 	if e.TPM == nil {
 		return nil, errors.New("no TPM: open /dev/tpmrm0: no such file or directory")
 	}
-	return nopClose{e.TPM}, nil
+	return &handle{tpm: e.TPM}, nil
 }
 
-// nopClose keeps the simulator open for the test to read after the boot.
-type nopClose struct{ transport.TPM }
+// handle is the pipeline's open TPM: after Close it fails every command,
+// as a closed /dev/tpm0 does, while the test keeps the simulator open.
+type handle struct {
+	mu     sync.Mutex
+	tpm    transport.TPM
+	closed bool
+}
 
-func (nopClose) Close() error { return nil }
+func (h *handle) Send(cmd []byte) ([]byte, error) {
+	h.mu.Lock()
+	closed := h.closed
+	h.mu.Unlock()
+	if closed {
+		return nil, errors.New("TPM device closed")
+	}
+	return h.tpm.Send(cmd)
+}
+
+func (h *handle) Close() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	return nil
+}
+
+func (e *Env) PCRBanks(pcr int) ([]crypto.Hash, error) {
+	if e.Banks == nil {
+		return nil, errors.New("no PCR banks in sysfs")
+	}
+	return e.Banks, nil
+}
 
 func (e *Env) Disks() boot.Disks { return disks{e} }
 

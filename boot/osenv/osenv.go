@@ -5,7 +5,9 @@
 package osenv
 
 import (
+	"crypto"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -61,6 +63,24 @@ func (e *Env) LoadModules(mods []boards.Module) error {
 
 // OpenTPM opens /dev/tpmrm0 or /dev/tpm0.
 func (e *Env) OpenTPM() (transport.TPMCloser, error) { return measure.OpenTPM() }
+
+// PCRBanks reads the banks the kernel found allocated at probe time from
+// /sys/class/tpm/tpm0/pcr-<alg>/<pcr> (Linux 5.12 and later).
+func (e *Env) PCRBanks(pcr int) ([]crypto.Hash, error) {
+	var banks []crypto.Hash
+	for _, b := range []struct {
+		name string
+		h    crypto.Hash
+	}{{"sha1", crypto.SHA1}, {"sha256", crypto.SHA256}, {"sha384", crypto.SHA384}, {"sha512", crypto.SHA512}} {
+		if _, err := os.Stat(fmt.Sprintf("/sys/class/tpm/tpm0/pcr-%s/%d", b.name, pcr)); err == nil {
+			banks = append(banks, b.h)
+		}
+	}
+	if len(banks) == 0 {
+		return nil, errors.New("no PCR banks in /sys/class/tpm/tpm0")
+	}
+	return banks, nil
+}
 
 // Disks are the kernel's block devices.
 func (e *Env) Disks() boot.Disks { return disks{log: e.Log} }

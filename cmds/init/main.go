@@ -67,7 +67,6 @@ func run(env boot.Env, con *boot.Console, s *state, start time.Duration) (err er
 	if err != nil {
 		return err
 	}
-	defer tpm.Close()
 	pol := s.policy.Verified.Policy
 	floor, err := boot.ReadFloor(tpm, pol)
 	if err != nil {
@@ -102,7 +101,7 @@ func run(env boot.Env, con *boot.Console, s *state, start time.Duration) (err er
 	if err != nil {
 		return err
 	}
-	if err := boot.SettleFloor(tpm, pol, floor, d); err != nil {
+	if err := boot.SettleFloor(tpm, m, con, pol, floor, d); err != nil {
 		return err
 	}
 	if err := boot.MeasureSeparator(m); err != nil {
@@ -133,7 +132,7 @@ func run(env boot.Env, con *boot.Console, s *state, start time.Duration) (err er
 func refuse(env boot.Env, con *boot.Console, s *state, err error) {
 	cause := err.Error()
 	con.Critf("refusing to boot: %s", cause)
-	s.m.Fail(cause)
+	_ = s.m.Fail(cause) // best effort: the TPM may be what failed
 	if boot.RescueShell(s.policy, s.decision, true) {
 		env.RescueShell("boot failed", boot.RefusalShellTimeout)
 	}

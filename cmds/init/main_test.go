@@ -77,6 +77,7 @@ type bootCase struct {
 	tpm    func(t *testing.T, tpm *boottest.FaultTPM)
 	noInit bool
 	noDisk bool
+	sysfs  bool // the kernel lists the banks (SHA-256) in sysfs
 }
 
 type bootResult struct {
@@ -112,6 +113,9 @@ func runBoot(t *testing.T, c bootCase) bootResult {
 	}
 	if c.noInit {
 		env.InitPath = ""
+	}
+	if c.sysfs {
+		env.Banks = []crypto.Hash{crypto.SHA256}
 	}
 	var res bootResult
 	if !c.noTPM {
@@ -226,11 +230,51 @@ func TestBootProduction(t *testing.T) {
 	if r.floor != "3 true" {
 		t.Errorf("floor after the boot: %q, want 3 (raised)", r.floor)
 	}
-	// TPM commands: the extends, the bank query, and the floor's.
-	n := r.tpm.Counts
-	t.Logf("TPM commands of a production boot with a fresh floor: %d (%v)", r.tpm.Total(), n)
-	if n[boottest.CCPCRExtend] != 6 {
-		t.Errorf("%d extends, want 6", n[boottest.CCPCRExtend])
+}
+
+// TestBootTPMCommands counts /init's TPM commands on a production boot:
+// the six extends, one read of the floor and one lock (plus the write
+// when the floor rises), plus TPM2_GetCapability when the kernel does not
+// list the banks in sysfs.
+func TestBootTPMCommands(t *testing.T) {
+	withFloor := pol{production: fmt.Sprintf("rollback_nv_index = %#x", floorIdx)}.String()
+	events := len(measure.Order())
+	for _, tc := range []struct {
+		name   string
+		c      bootCase
+		want   int
+		counts map[uint32]int
+	}{
+		{"floor at the policy version", bootCase{policy: withFloor, tpm: provisionFloor(3), sysfs: true}, events + 2,
+			map[uint32]int{boottest.CCNVRead: 1, boottest.CCNVWriteLock: 1}},
+		{"first boot: the floor is written", bootCase{policy: withFloor, tpm: provisionFloor(0), sysfs: true}, events + 3,
+			map[uint32]int{boottest.CCNVRead: 1, boottest.CCNVWrite: 1, boottest.CCNVWriteLock: 1}},
+		{"floor raised", bootCase{policy: withFloor, tpm: provisionFloor(2), sysfs: true}, events + 3,
+			map[uint32]int{boottest.CCNVRead: 1, boottest.CCNVWrite: 1, boottest.CCNVWriteLock: 1}},
+		{"no rollback index", bootCase{policy: pol{}.String(), sysfs: true}, events, nil},
+		{"banks from the TPM", bootCase{policy: withFloor, tpm: provisionFloor(3)}, events + 3,
+			map[uint32]int{boottest.CCGetCap: 1, boottest.CCNVRead: 1, boottest.CCNVWriteLock: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runBoot(t, tc.c)
+			if r.err != nil {
+				t.Fatalf("refused: %v", r.err)
+			}
+			n := r.tpm.Counts
+			// bench/tpm.sh reads this line.
+			t.Logf("bench|%s|%d|%d|%v", tc.name, r.tpm.Total(), events, n)
+			if r.tpm.Total() != tc.want || n[boottest.CCPCRExtend] != events {
+				t.Errorf("%d TPM commands (%d extends), want %d", r.tpm.Total(), n[boottest.CCPCRExtend], tc.want)
+			}
+			for cc, want := range tc.counts {
+				if n[cc] != want {
+					t.Errorf("command %#x sent %d times, want %d", cc, n[cc], want)
+				}
+			}
+			if r.floor != "3 true" && tc.counts != nil {
+				t.Errorf("floor %q after the boot, want 3", r.floor)
+			}
+		})
 	}
 }
 
@@ -418,5 +462,45 @@ func TestBootTPMFailures(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestBootFloorLockFails (issue 11 item 5): a failed TPM2_NV_WriteLock
+// leaves the floor writable by the booted system. Production refuses;
+// development goes on, says so, and measures the failure before the
+// separator, so no verifier classifies the boot.
+func TestBootFloorLockFails(t *testing.T) {
+	p := pol{production: fmt.Sprintf("rollback_nv_index = %#x", floorIdx)}.String()
+	failLock := func(t *testing.T, tpm *boottest.FaultTPM) {
+		provisionFloor(3)(t, tpm)
+		tpm.FailCC, tpm.FailAt = boottest.CCNVWriteLock, 1
+	}
+	r := runBoot(t, bootCase{policy: p, tpm: failLock})
+	want := fmt.Sprintf("settling the rollback floor at version 3: rollback floor %#x: TPM2_NV_WriteLock: %v", floorIdx, boottest.ErrInjected)
+	if refusal(r) != want {
+		t.Fatalf("production: cause %q, want %q", refusal(r), want)
+	}
+
+	r = runBoot(t, bootCase{policy: p, tpm: failLock, serial: devSerial, line: "mcinit.profile=development"})
+	if r.err != nil {
+		t.Fatalf("development refused: %v", r.err)
+	}
+	if r.line("mcinit: warning: rollback floor 0x1504d43 not locked: ") == "" {
+		t.Errorf("no warning in %q", r.log.Lines)
+	}
+	lg, err := measure.ParseLog(r.env.EventLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tags []string
+	for _, rec := range lg.Records {
+		ev, err := rec.Tagged()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tags = append(tags, ev.Tag.String())
+	}
+	if got := strings.Join(tags, ","); got != "policy,keyset,board,decision,root,failure,separator" {
+		t.Errorf("events %s: want the failure before the separator", got)
 	}
 }
