@@ -22,9 +22,6 @@ import (
 	"github.com/mcinit/mcinit/rollback"
 )
 
-// MaxSignatureFile bounds the detached signature file read at boot.
-const MaxSignatureFile = 64 << 10
-
 // ReadCmdline parses the kernel command line. A line that cannot be read
 // or parsed boots with defaults (production) and a warning.
 func ReadCmdline(env Env, con *Console) *cmdline.Cmdline {
@@ -127,7 +124,7 @@ type Policy struct {
 // verifier sees what was presented.
 func ReadPolicy(image fs.FS) *Policy {
 	raw, rerr := policy.ReadFile(image, layout.PolicyFile, policy.MaxPolicySize)
-	sig, serr := policy.ReadFile(image, layout.SigFile, MaxSignatureFile)
+	sig, serr := policy.ReadFile(image, layout.SigFile, policy.MaxSignatureFile)
 	p := &Policy{Raw: raw}
 	keys, kerr := fs.Sub(image, layout.KeysDir)
 	if kerr == nil {
