@@ -211,12 +211,15 @@ func TestVerifyLongIdentity(t *testing.T) {
 	nonce := []byte("fresh nonce 1234")
 	long := strings.Repeat("V", 600)
 	sums := map[string]bool{}
-	for _, id := range []string{
-		"source=dmi sys_vendor=\"" + long + "\" uuid=\"1\"", "source=dmi sys_vendor=\"" + long + "\" uuid=\"2\"",
-		"source=dmi sys_vendor=\"" + long + long + long + long + "\" uuid=\"1\"", "source=dmi sys_vendor=\"" + long + long + long + long + "\" uuid=\"2\"",
+	for _, unit := range []identity.Identity{
+		{Source: identity.SourceDMI, Arch: "amd64", SysVendor: long, SystemUUID: "1"},
+		{Source: identity.SourceDMI, Arch: "amd64", SysVendor: long, SystemUUID: "2"},
+		{Source: identity.SourceDMI, Arch: "amd64", SysVendor: long + long + long + long, SystemUUID: "1"},
+		{Source: identity.SourceDMI, Arch: "amd64", SysVendor: long + long + long + long, SystemUUID: "2"},
 	} {
 		b := bootFor(decide.Production)
-		b.Identity = id
+		b.Identity = unit
+		id := unit.String()
 		ev, ak, _ := device(t, b.Events(), nonce)
 		v, err := Verify(ev, known(), nonce, ak, unanchoredOK)
 		if err != nil {

@@ -45,17 +45,21 @@ func extendPCR(tpm transport.TPM, pcr int) error {
 }
 
 func bootEvents(profile decide.Profile) []measure.Event {
-	b := measure.Boot{
-		PolicyRaw: []byte("format = 1\n"), KeyIDs: []string{strings.Repeat("a", 64)}, Threshold: 1,
-		Board: "qemu-x86_64", Identity: "source=dmi serial=1",
-		Request: decide.RequestNone, Profile: profile, Reason: decide.ReasonDefault,
-		Root: measure.Root{Kind: measure.RootVerity, RootHash: strings.Repeat("c", 64)},
-	}
+	request, reason := decide.RequestNone, decide.ReasonDefault
+	root := measure.Root{Kind: measure.RootVerity, RootHash: strings.Repeat("c", 64)}
 	if profile == decide.Development {
-		b.Request, b.Reason = decide.RequestDevelopment, decide.ReasonDevBoard
-		b.Root = measure.Root{Kind: measure.RootOverlay, Upper: "tmpfs"}
+		request, reason = decide.RequestDevelopment, decide.ReasonDevBoard
+		root = measure.Root{Kind: measure.RootOverlay, Upper: "tmpfs"}
 	}
-	return b.Events()
+	// The events of a boot, in measure.Order (boot.Facts builds them so).
+	return []measure.Event{
+		measure.PolicyEvent([]byte("format = 1\n")),
+		measure.KeySetEvent([]string{strings.Repeat("a", 64)}, 1),
+		measure.BoardEvent("qemu-x86_64", "source=dmi serial=1"),
+		measure.DecisionEvent(string(request), string(profile), string(reason)),
+		measure.RootEvent(root),
+		measure.SeparatorEvent(),
+	}
 }
 
 // TestResettablePCRReplay shows the attack of issue 11 item 1 on the TPM
