@@ -56,7 +56,7 @@ type Disks interface {
 	// Partitions lists the GPT partitions visible now.
 	Partitions() ([]rootfs.BlockPartition, error)
 	// OpenVerity maps a dm-verity device and returns its path.
-	OpenVerity(name, dataDev, hashDev string, want dmverity.Expected, onCorruption policy.VerityError) (string, error)
+	OpenVerity(name, dataDev, hashDev string, want dmverity.Expected, onCorruption dmverity.OnCorruption) (string, error)
 	// MountReadOnly mounts dev on target read-only and returns its fstype.
 	MountReadOnly(dev, target string) (string, error)
 	// MountTmpfs mounts an empty tmpfs on target.

@@ -114,11 +114,11 @@ func openVerity(disks Disks, pol *policy.Policy, wait time.Duration) (string, po
 		for _, r := range pol.Production.Roots {
 			data, hash, err := selectVerity(r, parts)
 			if err == nil {
-				want, err := dmverity.ExpectedFromPolicy(r)
+				want, err := dmverity.ParseExpected(r.RootHash, r.HashAlgorithm, r.Salt, r.DataBlocks)
 				if err != nil {
-					return "", r, fmt.Errorf("root %q: %v", r.Name, err)
+					return "", r, fmt.Errorf("root %q: policy root %q: %v", r.Name, r.Name, err)
 				}
-				dev, err := disks.OpenVerity(dmName, data.Dev, hash.Dev, want, pol.Production.VerityError)
+				dev, err := disks.OpenVerity(dmName, data.Dev, hash.Dev, want, dmverity.OnCorruption(pol.Production.VerityError))
 				if err != nil {
 					return "", r, fmt.Errorf("opening dm-verity root %q on %s: %v", r.Name, data.Dev, err)
 				}

@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"github.com/anatol/devmapper.go"
-	"github.com/mcinit/mcinit/policy"
 	"github.com/mcinit/mcinit/verity"
 )
 
@@ -25,27 +24,39 @@ type Expected struct {
 	DataBlocks uint64 // required; the superblock's count must equal it
 }
 
-// ExpectedFromPolicy decodes a policy root entry.
-func ExpectedFromPolicy(r policy.Root) (Expected, error) {
-	e := Expected{Algorithm: r.HashAlgorithm, DataBlocks: r.DataBlocks}
+// ParseExpected decodes an expected root from its text form (a policy
+// root entry): lowercase hex root hash and salt ("" accepts the
+// superblock's), the hash algorithm ("" for sha256), the data block count
+// (0 accepts the superblock's).
+func ParseExpected(rootHash, algorithm, salt string, dataBlocks uint64) (Expected, error) {
+	e := Expected{Algorithm: algorithm, DataBlocks: dataBlocks}
 	if e.Algorithm == "" {
 		e.Algorithm = verity.DefaultHashAlgorithm
 	}
 	n := verity.DigestSize(e.Algorithm)
 	if n == 0 {
-		return e, fmt.Errorf("policy root %q: hash_algorithm %.40q not supported", r.Name, r.HashAlgorithm)
+		return e, fmt.Errorf("hash_algorithm %.40q not supported", algorithm)
 	}
 	var err error
-	if e.RootHash, err = decodeHex(r.RootHash); err != nil || len(e.RootHash) != n {
-		return e, fmt.Errorf("policy root %q: root_hash must be %d lowercase hex digits", r.Name, 2*n)
+	if e.RootHash, err = decodeHex(rootHash); err != nil || len(e.RootHash) != n {
+		return e, fmt.Errorf("root_hash must be %d lowercase hex digits", 2*n)
 	}
-	if r.Salt != "" {
-		if e.Salt, err = decodeHex(r.Salt); err != nil || len(e.Salt) > verity.MaxSaltSize {
-			return e, fmt.Errorf("policy root %q: salt must be at most %d bytes of lowercase hex", r.Name, verity.MaxSaltSize)
+	if salt != "" {
+		if e.Salt, err = decodeHex(salt); err != nil || len(e.Salt) > verity.MaxSaltSize {
+			return e, fmt.Errorf("salt must be at most %d bytes of lowercase hex", verity.MaxSaltSize)
 		}
 	}
 	return e, nil
 }
+
+// OnCorruption is what the kernel does when a block does not verify.
+type OnCorruption string
+
+const (
+	Restart OnCorruption = "restart" // restart_on_corruption (the default)
+	Panic   OnCorruption = "panic"   // panic_on_corruption
+	EIO     OnCorruption = "eio"     // the read fails with EIO
+)
 
 func decodeHex(s string) ([]byte, error) {
 	if strings.ToLower(s) != s {
@@ -77,15 +88,15 @@ func checkName(name string) error {
 	return nil
 }
 
-// corruptionParams maps the policy's error behaviour to the target's
-// optional arguments, count first as the kernel wants them.
-func corruptionParams(on policy.VerityError) ([]string, error) {
+// Params maps the behaviour to the target's optional arguments, count
+// first as the kernel wants them.
+func (on OnCorruption) Params() ([]string, error) {
 	switch on {
-	case policy.VerityRestart, "":
+	case Restart, "":
 		return []string{"1", "restart_on_corruption"}, nil
-	case policy.VerityPanic:
+	case Panic:
 		return []string{"1", "panic_on_corruption"}, nil
-	case policy.VerityEIO:
+	case EIO:
 		return nil, nil
 	}
 	return nil, fmt.Errorf("verity_error %.40q: want restart, panic or eio", on)
@@ -94,11 +105,11 @@ func corruptionParams(on policy.VerityError) ([]string, error) {
 // Prepare reads the superblock on hashDev (at offset 0: a hash partition of
 // its own), checks it and both devices against want, checks the top of the
 // tree against the root hash, and builds the table. It changes nothing.
-func Prepare(name, dataDev, hashDev string, want Expected, onCorruption policy.VerityError) (*Plan, error) {
+func Prepare(name, dataDev, hashDev string, want Expected, onCorruption OnCorruption) (*Plan, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
 	}
-	params, err := corruptionParams(onCorruption)
+	params, err := onCorruption.Params()
 	if err != nil {
 		return nil, err
 	}

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mcinit/mcinit/policy"
 	"github.com/mcinit/mcinit/verity"
 	"golang.org/x/sys/unix"
 )
@@ -49,14 +48,14 @@ func TestPrepareTable(t *testing.T) {
 	data, hash, root := image(t)
 	s, _ := hex.DecodeString(salt)
 	for _, tc := range []struct {
-		on   policy.VerityError
+		on   OnCorruption
 		want Expected
 		tail string
 	}{
 		{"", Expected{RootHash: root, DataBlocks: 300}, " 1 restart_on_corruption"},
-		{policy.VerityRestart, Expected{RootHash: root, Salt: s, DataBlocks: 300}, " 1 restart_on_corruption"},
-		{policy.VerityPanic, Expected{RootHash: root, Algorithm: "sha256", DataBlocks: 300}, " 1 panic_on_corruption"},
-		{policy.VerityEIO, Expected{RootHash: root, DataBlocks: 300}, ""},
+		{Restart, Expected{RootHash: root, Salt: s, DataBlocks: 300}, " 1 restart_on_corruption"},
+		{Panic, Expected{RootHash: root, Algorithm: "sha256", DataBlocks: 300}, " 1 panic_on_corruption"},
+		{EIO, Expected{RootHash: root, DataBlocks: 300}, ""},
 	} {
 		p, err := Prepare("root", data, hash, tc.want, tc.on)
 		if err != nil {
@@ -82,7 +81,7 @@ func TestPrepareNoSalt512(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := Prepare("r", data, hash, Expected{RootHash: res.RootHash, Algorithm: "sha512", DataBlocks: 40}, policy.VerityEIO)
+	p, err := Prepare("r", data, hash, Expected{RootHash: res.RootHash, Algorithm: "sha512", DataBlocks: 40}, EIO)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +117,7 @@ func TestPrepareRejects(t *testing.T) {
 	for _, tc := range []struct {
 		name, data, hash string
 		want             Expected
-		on               policy.VerityError
+		on               OnCorruption
 		err              string
 	}{
 		{"root", data, hash, Expected{RootHash: wrong, DataBlocks: 300}, "", "root hash mismatch"},
@@ -147,25 +146,25 @@ func TestPrepareRejects(t *testing.T) {
 	}
 }
 
-func TestExpectedFromPolicy(t *testing.T) {
+func TestParseExpected(t *testing.T) {
 	root := strings.Repeat("ab", 32)
-	e, err := ExpectedFromPolicy(policy.Root{Name: "A", RootHash: root, Salt: "0011", DataBlocks: 7})
+	e, err := ParseExpected(root, "", "0011", 7)
 	if err != nil || e.Algorithm != "sha256" || len(e.RootHash) != 32 || len(e.Salt) != 2 || e.DataBlocks != 7 {
 		t.Fatalf("%+v %v", e, err)
 	}
-	if e, err := ExpectedFromPolicy(policy.Root{RootHash: root}); err != nil || e.Salt != nil {
+	if e, err := ParseExpected(root, "", "", 0); err != nil || e.Salt != nil {
 		t.Fatalf("no salt: %+v %v", e, err)
 	}
-	for _, r := range []policy.Root{
-		{RootHash: strings.ToUpper(root)},
-		{RootHash: root[:62]},
-		{RootHash: root, HashAlgorithm: "sha512"},
-		{RootHash: root, HashAlgorithm: "md5"},
-		{RootHash: root, Salt: "0g"},
-		{RootHash: root, Salt: strings.Repeat("00", 257)},
+	for _, r := range [][3]string{
+		{strings.ToUpper(root), "", ""},
+		{root[:62], "", ""},
+		{root, "sha512", ""},
+		{root, "md5", ""},
+		{root, "", "0g"},
+		{root, "", strings.Repeat("00", 257)},
 	} {
-		if _, err := ExpectedFromPolicy(r); err == nil {
-			t.Errorf("%+v accepted", r)
+		if _, err := ParseExpected(r[0], r[1], r[2], 0); err == nil {
+			t.Errorf("%q accepted", r)
 		}
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 
 	"github.com/anatol/devmapper.go"
-	"github.com/mcinit/mcinit/policy"
 	"golang.org/x/sys/unix"
 )
 
@@ -22,7 +21,7 @@ const MapperDir = "/dev/mapper"
 // the policy's reaction to corruption, and returns the node's path. It
 // reads the first and last data blocks through the new device; if that
 // fails the device is removed again.
-func Open(name, dataDev, hashDev string, want Expected, onCorruption policy.VerityError) (string, error) {
+func Open(name, dataDev, hashDev string, want Expected, onCorruption OnCorruption) (string, error) {
 	p, err := Prepare(name, dataDev, hashDev, want, onCorruption)
 	if err != nil {
 		return "", err

@@ -224,7 +224,7 @@ type disks struct{ e *Env }
 
 func (d disks) Partitions() ([]rootfs.BlockPartition, error) { return d.e.Parts, nil }
 
-func (d disks) OpenVerity(name, data, hash string, want dmverity.Expected, on policy.VerityError) (string, error) {
+func (d disks) OpenVerity(name, data, hash string, want dmverity.Expected, on dmverity.OnCorruption) (string, error) {
 	have := d.e.Trees[data]
 	if have != hex.EncodeToString(want.RootHash) {
 		return "", fmt.Errorf("root hash mismatch: the policy's root hash %x does not match the tree on %s", want.RootHash, data)

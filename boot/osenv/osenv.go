@@ -140,7 +140,7 @@ type disks struct{ log boot.Logger }
 
 func (disks) Partitions() ([]rootfs.BlockPartition, error) { return rootfs.DefaultScanner().Scan() }
 
-func (disks) OpenVerity(name, data, hash string, want dmverity.Expected, on policy.VerityError) (string, error) {
+func (disks) OpenVerity(name, data, hash string, want dmverity.Expected, on dmverity.OnCorruption) (string, error) {
 	return dmverity.Open(name, data, hash, want, on)
 }
 
