@@ -309,7 +309,7 @@ func TestBootDevelopmentDenied(t *testing.T) {
 }
 
 func TestBootGrant(t *testing.T) {
-	grant := fmt.Sprintf("format = 1\nboard = \"qemu-x86_64\"\ndevice_id = %q\n", prodSer)
+	grant := fmt.Sprintf("format = 1\nboard = \"qemu-x86_64\"\ndevice_id = %q\nmax_policy_version = 3\n", prodSer)
 	r := runBoot(t, bootCase{policy: pol{}.String(), line: "mcinit.profile=development", image: func(t *testing.T, im *boottest.Image) {
 		im.Sign(t, layout.GrantsDir+"/unit.toml", []byte(grant))
 	}})
