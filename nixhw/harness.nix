@@ -377,7 +377,15 @@ let
       config = mergeLevel "" decls (map (m: { inherit (m) file; value = m.config; }) mods);
     in { inherit config; };
 
-  ownArgs = { inherit lib pkgs; config = ownConfig; options = ownDecls; } // specialArgs;
+  ownArgs = { inherit lib pkgs; config = ownConfig; options = optionsTree [ ] ownDecls; } // specialArgs;
+  # The `options` argument: each declaration with `value` and `isDefined`
+  # (true when it has a default, as NixOS counts the default as a
+  # definition, or when its definitions give a value).
+  optionsTree = path: d:
+    if isOption d then
+      let value = b.foldl' (x: n: x.${n}) ownConfig path;
+      in d // { inherit value; isDefined = d ? default || (b.tryEval value).success; }
+    else b.mapAttrs (n: optionsTree (path ++ [ n ])) d;
   # NixOS merges the collected modules in reverse order: definitions of
   # imported modules come before those of the modules importing them.
   ownMods = ownLib.reverseList (closure ownArgs) ++ [ (moduleOf "mcinit-declarations" "mcinit-declarations" declarations ownArgs) ];
