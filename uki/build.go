@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 )
 
 // Inputs are the parts of a UKI. Every section holds its input verbatim:
@@ -47,10 +48,12 @@ func Build(in Inputs) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("uki: stub: %w", err)
 	}
+	// The stub finds its sections by name prefix (see MeasuredSections):
+	// a stub section that would match one of them is refused.
 	for _, s := range f.Sections {
-		for _, n := range sectionOrder {
-			if s.Name == n {
-				return nil, fmt.Errorf("uki: stub already has a %s section (is it a UKI?)", n)
+		for _, n := range []string{".linux", ".osrel", ".cmdline", ".initrd", ".splash", ".dtb", ".pcrpkey", ".pcrsig"} {
+			if strings.HasPrefix(s.Name, n) {
+				return nil, fmt.Errorf("uki: stub already has a %s section (is it a UKI?)", s.Name)
 			}
 		}
 	}
