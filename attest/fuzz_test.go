@@ -143,8 +143,9 @@ func readSeed(t testing.TB, path string) [][]byte {
 	}
 	var out [][]byte
 	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n")[1:] {
-		q, ok := strings.CutPrefix(line, "[]byte(")
-		if q, ok = strings.CutSuffix(q, ")"); !ok {
+		q, pre := strings.CutPrefix(line, "[]byte(")
+		q, suf := strings.CutSuffix(q, ")")
+		if !pre || !suf {
 			t.Fatalf("%s: unexpected line %.40q", path, line)
 		}
 		v, err := strconv.Unquote(q)
