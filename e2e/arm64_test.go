@@ -118,7 +118,7 @@ func TestArm64DevelopmentAndAttest(t *testing.T) {
 	wantReport(t, r, map[string]string{"profile": "development", "root_writable": "yes",
 		"action.0.write-marker": "ok", "action.1.exec.rc": "0"})
 	q2 := evidence(t, r, 2, filepath.Join(work, "development"))
-	checkQuote(t, e, q2, n2, ak, pol, identity, "development")
+	checkQuoteReason(t, e, q2, n2, ak, pol, identity, "development", "dev-allowed-board")
 	if _, err := verify(e, q2, n2, ak, pol, "production"); err == nil {
 		t.Error("verify -require-profile production accepted an aarch64 development quote")
 	}

@@ -278,6 +278,15 @@ func evidence(t *testing.T, r *harness.Result, i int, dir string) string {
 // predicted ones against the signed quote.
 func checkQuote(t *testing.T, e *fixture.Env, dir, nonce, ak, pol, identity, profile string) *fixture.Prediction {
 	t.Helper()
+	// The default policy lets DevSerial boot development by its device ID
+	// (allow_devices), not by board.
+	return checkQuoteReason(t, e, dir, nonce, ak, pol, identity, profile, "dev-allowed-device")
+}
+
+// checkQuoteReason is checkQuote for a development boot allowed by
+// devReason (dev-allowed-board, -device or -grant).
+func checkQuoteReason(t *testing.T, e *fixture.Env, dir, nonce, ak, pol, identity, profile, devReason string) *fixture.Prediction {
+	t.Helper()
 	v, err := verify(e, dir, nonce, ak, pol, profile)
 	if err != nil {
 		t.Fatalf("verify %s quote: %v", profile, err)
@@ -302,9 +311,7 @@ func checkQuote(t *testing.T, e *fixture.Env, dir, nonce, ak, pol, identity, pro
 	}
 	var extra []string
 	if profile == "development" {
-		// The default policy lets DevSerial boot development by its
-		// device ID (allow_devices), not by board.
-		extra = []string{"-reason", "dev-allowed-device"}
+		extra = []string{"-reason", devReason}
 	}
 	pred, err := e.Predict(context.Background(), pol, identity, profile, strings.Join(banks, ","), extra...)
 	if err != nil {
