@@ -27,7 +27,9 @@ if [ -z "$policy" ]; then
 		cp "$work/release.pub" "$keys/release.pem"
 	fi
 	disk=$work/disk-$arch.img
-	hash=$("$mcinit" image -arch "$arch" -verity -out "$disk" -json | sed -n 's/.*"RootHash": "\([0-9a-f]*\)".*/\1/p')
+	res=$("$mcinit" image -arch "$arch" -verity -out "$disk" -json)
+	hash=$(sed -n 's/.*"RootHash": "\([0-9a-f]*\)".*/\1/p' <<<"$res")
+	blocks=$(sed -n 's/.*"DataBlocks": \([0-9]*\).*/\1/p' <<<"$res")
 	policy=$work/policy-$arch.toml
 	cat >"$policy" <<POLICY
 format = 1
@@ -37,6 +39,7 @@ boards = ["$board"]
 [[production.root]]
 name = "demo"
 root_hash = "$hash"
+data_blocks = $blocks
 POLICY
 	rm -f "$policy.sig"
 	"$mcinit" policy sign -key "$work/release.key" "$policy" >/dev/null
