@@ -121,6 +121,13 @@ func TestVerifyChain(t *testing.T) {
 	if err != nil || v.Verdict != VerdictOK || v.Anchor != "firmware" || v.UKI != "fleet.efi" || v.SecureBoot == nil || !*v.SecureBoot {
 		t.Fatalf("full chain: %v, verdict %+v", err, v)
 	}
+	seen := map[string]bool{}
+	for _, c := range v.Checks {
+		if seen[c.Name] {
+			t.Errorf("check %s twice in one verdict", c.Name)
+		}
+		seen[c.Name] = true
+	}
 	if v.Profile != "production" || len(v.QuotedPCRs) != 11 || v.EvidenceVersion != EvidenceVersion {
 		t.Errorf("full chain verdict %+v", v)
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcinit/mcinit/e2e/fixture"
 	"github.com/mcinit/mcinit/fwlog"
 )
 
@@ -139,3 +140,89 @@ func TestChainDirectBootUnanchored(t *testing.T) {
 }
 
 const sha256Hash = crypto.SHA256
+
+// TestChainSecureBootUKI: the production unit boots a signed UKI from its
+// ESP through OVMF with Secure Boot enforcing; the guest attests. On the
+// host `mcinit verify -uki` (and -golden, from `mcinit predict -uki`) says
+// ok with the whole chain: Secure Boot on, that UKI started (PCR 4) and
+// measured (PCR 11), nothing in PCR 12, mcinit's PCR replayed. Given only
+// another fleet UKI, verify rejects naming PCR 4 and PCR 11 (exit 3).
+// tpm2_eventlog parses both logs the guest sent.
+func TestChainSecureBootUKI(t *testing.T) {
+	e := env(t, "amd64")
+	ctx := context.Background()
+	requireTools(t, "swtpm", "tpm2_eventlog")
+	initrd, err := e.PolicyVariant(ctx, "attest", e.DefaultPolicy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := filepath.Join(e.Dir, "attest.toml")
+	work := t.TempDir()
+	w := func(n string) string { return filepath.Join(work, n) }
+
+	// The actions ride in the UKI's own command line (nothing can be
+	// passed from outside under Secure Boot).
+	nonce := randomNonce(t)
+	cmdline := e.UKICmdline(`"mcinit_test.action=exec=` + guestMCInit + ` attest -nonce ` + nonce + ` -out /run/q" ` +
+		`"mcinit_test.action=exec=` + guestMCInit + ` attest -ak-pub-out /run/q/enrolled-ak.pem" "mcinit_test.action=dump-dir=/run/q"`)
+	efi, err := e.UKI(ctx, "chain-production", initrd, cmdline, fixture.Snakeoil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk, err := e.UEFIDisk("chain-production", efi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := e.UEFIMachine("chain-production", disk, fixture.DevSerial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.TPMStateDir = t.TempDir()
+	r := boot(t, m)
+	wantReport(t, r, map[string]string{"profile": "production", "action.0.exec.rc": "0", "action.1.exec.rc": "0"})
+	q := evidence(t, r, 2, w("q"))
+	ak := filepath.Join(q, "enrolled-ak.pem")
+	for _, f := range []string{"fwlog.bin", "eventlog.bin"} {
+		if out, err := exec.Command("tpm2_eventlog", filepath.Join(q, f)).CombinedOutput(); err != nil {
+			t.Errorf("tpm2_eventlog %s: %v\n%s", f, err, out)
+		}
+	}
+
+	base := []string{"verify", "-quote-dir", q, "-nonce", nonce, "-ak", ak, "-policy", pol, "-keys", e.KeysDir, "-require-profile", "production"}
+	type chainVerdict struct {
+		verdict
+		Anchor     string `json:"anchor"`
+		UKI        string `json:"uki"`
+		SecureBoot *bool  `json:"secure_boot"`
+	}
+	check := func(name string, args ...string) (*chainVerdict, error) {
+		t.Helper()
+		out, err := e.Run(ctx, append(base, args...)...)
+		v := &chainVerdict{}
+		if jerr := json.Unmarshal([]byte(out), v); jerr != nil {
+			t.Fatalf("%s: verdict JSON: %v\n%s", name, jerr, out)
+		}
+		t.Logf("%s: %v\n%s", name, err, out)
+		return v, err
+	}
+	v, err := check("fleet UKI", "-uki", efi)
+	if err != nil || !v.OK || v.Verdict != "ok" || v.Anchor != "firmware" || v.UKI != filepath.Base(efi) || v.SecureBoot == nil || !*v.SecureBoot {
+		t.Errorf("full chain: %v, verdict %q anchor %q uki %q", err, v.Verdict, v.Anchor, v.UKI)
+	}
+	if _, err := e.Run(ctx, "predict", "-uki", efi, "-banks", "sha1,sha256,sha384,sha512", "-format", "json", "-o", w("golden.json")); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := check("golden values", "-golden", w("golden.json")); err != nil || v.Verdict != "ok" {
+		t.Errorf("-golden: %v, verdict %q", err, v.Verdict)
+	}
+
+	// Another fleet UKI (another command line) is not what booted.
+	other, err := e.UKI(ctx, "chain-other", initrd, e.UKICmdline("mcinit_test.other=1"), fixture.Snakeoil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err = check("other UKI", "-uki", other)
+	if err == nil || !strings.Contains(err.Error(), "exit status 3") || !failed(&v.verdict, "boot-image") || !failed(&v.verdict, "uki-sections") {
+		t.Errorf("other UKI: %v, verdict %q", err, v.Verdict)
+	}
+}
