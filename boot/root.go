@@ -20,8 +20,8 @@ import (
 // Where the root is assembled.
 const (
 	NewRoot  = "/newroot"
-	LowerDir = handoff.Dir + "/lower"   // the development image, read-only
-	UpperFS  = handoff.Dir + "/upperfs" // tmpfs or the persistent partition
+	LowerDir = handoff.Lower   // the development image, read-only
+	UpperFS  = handoff.UpperFS // tmpfs or the persistent partition
 	dmName   = "mcinit-root"
 	// DefaultRootWait bounds the wait for the root disk when the board
 	// says nothing.

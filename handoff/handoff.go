@@ -10,9 +10,18 @@ import (
 	"strings"
 )
 
-// Dir is where the summary lives; /run moves into the new root, so the
-// booted system finds it at the same path.
-const Dir = "/run/mcinit"
+// The paths /init leaves for the booted system: the one home of the
+// /run/mcinit layout (the CLI's defaults read them). /run moves into the
+// new root, so the booted system finds them at the same paths.
+const (
+	Dir          = "/run/mcinit"
+	EventLogFile = "eventlog.bin"           // in Dir
+	EventLog     = Dir + "/" + EventLogFile // the TCG event log of mcinit's events
+	Lower        = Dir + "/lower"           // development: the image, read-only
+	UpperFS      = Dir + "/upperfs"         // development: tmpfs or the upper partition
+	Upper        = Dir + "/upper"           // development: symlink to the overlay's upper directory
+	upperLink    = "upperfs/upper"          // Upper's target, relative to Dir
+)
 
 // Summary is what /init tells the booted system.
 type Summary struct {
@@ -54,7 +63,7 @@ func Write(dir string, s Summary, eventLog []byte) error {
 			return fmt.Errorf("handoff: %w", err)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, "eventlog.bin"), eventLog, 0o444); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, EventLogFile), eventLog, 0o444); err != nil {
 		return fmt.Errorf("handoff: %w", err)
 	}
 	return nil
@@ -90,6 +99,15 @@ func (s Summary) Text() string {
 		fmt.Fprintf(&b, "warning: %s\n", w)
 	}
 	return b.String()
+}
+
+// LinkUpper points Upper at the overlay's upper directory under UpperFS
+// (for mcinit devdiff in the booted system).
+func LinkUpper() error {
+	if err := os.Symlink(upperLink, Upper); err != nil {
+		return fmt.Errorf("handoff: %w", err)
+	}
+	return nil
 }
 
 // LockModules sets kernel.modules_disabled=1: no module can be loaded until

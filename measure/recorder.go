@@ -14,9 +14,6 @@ import (
 	"github.com/google/go-tpm/tpm2/transport"
 )
 
-// LogPath is where /init leaves the event log for the booted system.
-const LogPath = "/run/mcinit/eventlog.bin"
-
 // DefaultTimeout bounds one TPM command on the boot path.
 const DefaultTimeout = 10 * time.Second
 

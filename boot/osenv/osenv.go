@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path"
-	"strings"
 	"time"
 
 	"github.com/google/go-tpm/tpm2/transport"
@@ -156,8 +155,8 @@ func (disks) Overlay(lower, upperBase, target string) error {
 	if err := rootfs.Overlay(lower, upperBase, target); err != nil {
 		return err
 	}
-	if strings.HasPrefix(upperBase, handoff.Dir+"/") {
-		_ = os.Symlink(strings.TrimPrefix(upperBase, handoff.Dir+"/")+"/upper", handoff.Dir+"/upper")
+	if upperBase == handoff.UpperFS {
+		_ = handoff.LinkUpper() // a convenience for devdiff, never a refusal
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/mcinit/mcinit/attest"
+	"github.com/mcinit/mcinit/handoff"
 	"github.com/mcinit/mcinit/measure"
 )
 
@@ -33,7 +34,7 @@ func runAttest(args []string) error {
 	fs.Usage = func() { fmt.Fprintln(fs.Output(), attestUsage); fs.PrintDefaults() }
 	nonceHex := fs.String("nonce", "", "verifier's nonce, hex (1-64 bytes)")
 	out := fs.String("out", "", "output directory")
-	logFile := fs.String("log", measure.LogPath, "mcinit event log")
+	logFile := fs.String("log", handoff.EventLog, "mcinit event log")
 	fwFile := fs.String("fw-log", attest.FirmwareLogPath, "the firmware's event log; a missing file means none")
 	dev := fs.String("tpm", "", "TPM device or tcp:HOST:PORT (default /dev/tpmrm0, /dev/tpm0)")
 	akOut := fs.String("ak-pub-out", "", "write the AK public key (PEM) here, for enrollment")

@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/mcinit/mcinit/devdiff"
+	"github.com/mcinit/mcinit/handoff"
 )
 
 func init() {
@@ -17,8 +18,8 @@ func init() {
 
 // Where /init mounts the layers of a development root.
 const (
-	defaultUpper = "/run/mcinit/upper"
-	defaultLower = "/run/mcinit/lower"
+	defaultUpper = handoff.Upper
+	defaultLower = handoff.Lower
 )
 
 const devdiffUsage = `usage: mcinit devdiff [-upper DIR] [-lower DIR] [-json] [-times] [-q] [-tar FILE | -dir DIR]
