@@ -19,17 +19,15 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mcinit/mcinit/rootfs"
 	"github.com/mcinit/mcinit/verity"
 )
 
-// Partition type UUIDs from the Discoverable Partitions Specification.
-const (
-	TypeRootAMD64   = "4f68bce3-e8cd-4db1-96e7-fbcaf984b709"
-	TypeRootARM64   = "b921b045-1df0-41c3-af44-4c6f280d3fae"
-	TypeVerityAMD64 = "2c7357ed-ebd2-46d9-aec1-23d437ec2bf5"
-	TypeVerityARM64 = "df3300ce-d69f-4c92-978c-9bfb0f38d820"
-	TypeLinuxData   = "0fc63daf-8483-4772-8e79-3d69d8477de4" // generic Linux data
-)
+// TypeLinuxData is the generic Linux data partition type. The root and
+// root-verity types of the Discoverable Partitions Specification, and the
+// root hash → PARTUUID rule, come from package rootfs, which /init uses to
+// find them.
+const TypeLinuxData = "0fc63daf-8483-4772-8e79-3d69d8477de4"
 
 // Filesystem types for the root.
 const (
@@ -232,12 +230,12 @@ func Build(spec Spec, out string) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		hashBytes, err := hex.DecodeString(res.RootHash)
-		if err != nil || len(hashBytes) < 32 {
+		dataUUID, hashUUID, err := rootfs.VerityUUIDs(res.RootHash)
+		if err != nil || len(res.RootHash) != 64 {
 			return nil, fmt.Errorf("diskimage: root hash %q is not a 256-bit hex digest", res.RootHash)
 		}
 		if spec.RootPartUUID == "" {
-			rootPart.info.PartUUID = formatUUID(hashBytes[:16])
+			rootPart.info.PartUUID = dataUUID.String()
 		}
 		hst, err := os.Stat(hashImg)
 		if err != nil {
@@ -246,7 +244,7 @@ func Build(spec Spec, out string) (*Result, error) {
 		vp := part{info: PartInfo{Label: spec.VerityLabel, TypeUUID: verityType,
 			PartUUID: spec.VerityPartUUID, Size: roundUp(hst.Size(), align)}, img: hashImg}
 		if vp.info.PartUUID == "" {
-			vp.info.PartUUID = formatUUID(hashBytes[len(hashBytes)-16:])
+			vp.info.PartUUID = hashUUID.String()
 		}
 		parts = append(parts, rootPart, vp)
 	} else {
@@ -362,13 +360,16 @@ func Build(spec Spec, out string) (*Result, error) {
 }
 
 func archTypes(arch string) (root, verity string, err error) {
-	switch arch {
-	case "amd64", "x86_64":
-		return TypeRootAMD64, TypeVerityAMD64, nil
-	case "arm64", "aarch64":
-		return TypeRootARM64, TypeVerityARM64, nil
+	goarch := map[string]string{"amd64": "amd64", "x86_64": "amd64", "arm64": "arm64", "aarch64": "arm64"}[arch]
+	rt, err := rootfs.RootType(goarch)
+	if err != nil {
+		return "", "", fmt.Errorf("diskimage: unsupported architecture %q (want amd64 or arm64)", arch)
 	}
-	return "", "", fmt.Errorf("diskimage: unsupported architecture %q (want amd64 or arm64)", arch)
+	vt, err := rootfs.VerityType(goarch)
+	if err != nil {
+		return "", "", fmt.Errorf("diskimage: unsupported architecture %q (want amd64 or arm64)", arch)
+	}
+	return rt.String(), vt.String(), nil
 }
 
 // makeRootFS builds the root filesystem image from spec.RootDir.

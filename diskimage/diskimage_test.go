@@ -67,6 +67,14 @@ func checkPart(t *testing.T, disk string, p PartInfo) {
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
+// The Discoverable Partitions Specification's types, as the spec prints
+// them (the code takes them from package rootfs).
+const (
+	dpsRootAMD64   = "4f68bce3-e8cd-4db1-96e7-fbcaf984b709"
+	dpsRootARM64   = "b921b045-1df0-41c3-af44-4c6f280d3fae"
+	dpsVerityARM64 = "df3300ce-d69f-4c92-978c-9bfb0f38d820"
+)
+
 func formatUUIDHex(h string) string {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
@@ -84,7 +92,7 @@ func TestBuildVerityErofs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Verity == nil || len(res.Extra) != 2 || res.Root.TypeUUID != TypeRootARM64 || res.Verity.TypeUUID != TypeVerityARM64 {
+	if res.Verity == nil || len(res.Extra) != 2 || res.Root.TypeUUID != dpsRootARM64 || res.Verity.TypeUUID != dpsVerityARM64 {
 		t.Fatalf("result %+v", res)
 	}
 	// DPS: root PARTUUID = first 128 bits of the root hash, verity = last 128.
@@ -152,7 +160,7 @@ func TestBuildPlainExt4(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Verity != nil || res.Root.PartUUID != want || res.Root.TypeUUID != TypeRootAMD64 {
+	if res.Verity != nil || res.Root.PartUUID != want || res.Root.TypeUUID != dpsRootAMD64 {
 		t.Fatalf("result %+v", res)
 	}
 	checkPart(t, disk, res.Root)
