@@ -598,32 +598,26 @@ func (v *Verdict) interpret(evs []measure.Event, known []KnownPolicy, pcr int) {
 }
 
 func (v *Verdict) root(data []byte, d decide.Facts, haveDecision bool, kp *KnownPolicy) error {
-	fs, err := measure.Fields(data)
+	r, err := measure.RootFields(data)
 	if err != nil {
+		if fs, ferr := measure.Fields(data); ferr == nil {
+			for _, f := range fs {
+				if f[0] == "root" {
+					v.Root = f[1]
+				}
+			}
+		}
 		return err
 	}
-	m := map[string]string{}
-	for _, f := range fs {
-		m[f[0]] = f[1]
-	}
-	v.Root = m["root"]
-	switch v.Root {
-	case string(measure.RootVerity):
-		v.RootHash = m["root-hash"]
+	v.Root, v.RootHash = string(r.Kind), r.RootHash
+	if r.Kind == measure.RootOverlay {
 		if v.RootHash == "" {
-			return errors.New("verity root without a root hash")
+			v.RootHash = "unverified"
 		}
-	case string(measure.RootOverlay):
-		v.RootHash, v.Upper = m["lower-hash"], m["upper"]
-		if l := m["upper-label"]; l != "" {
-			v.Upper += ":" + l
+		v.Upper = r.Upper
+		if r.UpperLabel != "" {
+			v.Upper += ":" + r.UpperLabel
 		}
-	default:
-		return fmt.Errorf("unknown root kind %q", v.Root)
-	}
-	if again := measure.RootEvent(measure.Root{Kind: measure.RootKind(v.Root), RootHash: rootHashOrEmpty(v.RootHash),
-		Upper: m["upper"], UpperLabel: m["upper-label"]}); !bytes.Equal(again.Data, data) {
-		return errors.New("root event is not canonical")
 	}
 	if haveDecision {
 		if d.Profile == decide.Production && v.Root != string(measure.RootVerity) {

@@ -273,6 +273,39 @@ func RootEvent(r Root) Event {
 	return encode(TagRoot, fs...)
 }
 
+// RootFields decodes a root event into the Root that RootEvent encodes
+// (an unverified lower gives an empty RootHash). It accepts exactly what
+// RootEvent produces: the kind, its fields, in order, canonical.
+func RootFields(data []byte) (Root, error) {
+	fs, err := Fields(data)
+	if err != nil {
+		return Root{}, err
+	}
+	m := map[string]string{}
+	for _, f := range fs {
+		m[f[0]] = f[1]
+	}
+	r := Root{Kind: RootKind(m["root"])}
+	switch r.Kind {
+	case RootVerity:
+		r.RootHash = m["root-hash"]
+		if r.RootHash == "" {
+			return Root{}, errors.New("verity root without a root hash")
+		}
+	case RootOverlay:
+		r.Upper, r.UpperLabel = m["upper"], m["upper-label"]
+		if r.RootHash = m["lower-hash"]; r.RootHash == "unverified" {
+			r.RootHash = ""
+		}
+	default:
+		return Root{}, fmt.Errorf("unknown root kind %q", r.Kind)
+	}
+	if !bytes.Equal(RootEvent(r).Data, data) {
+		return Root{}, errors.New("root event is not canonical")
+	}
+	return r, nil
+}
+
 // FailureEvent measures why /init refused to boot. The cause is free text,
 // escaped and cut to a bounded length.
 func FailureEvent(cause string) Event {

@@ -1,10 +1,12 @@
 package measure
 
 import (
+	"bytes"
 	"crypto"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -77,4 +79,16 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		seed("FuzzFields", "event"+strconv.Itoa(i), ev.Data)
 	}
 	seed("FuzzFields", "escaped", FailureEvent("a%b\x00c\xff").Data)
+}
+
+// FuzzRootFields: whatever RootFields accepts re-encodes to the same bytes.
+func FuzzRootFields(f *testing.F) {
+	f.Add(RootEvent(Root{Kind: RootVerity, RootHash: strings.Repeat("ab", 32)}).Data)
+	f.Add(RootEvent(Root{Kind: RootOverlay, Upper: "partition", UpperLabel: "dev-upper"}).Data)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := RootFields(data)
+		if err == nil && !bytes.Equal(RootEvent(r).Data, data) {
+			t.Fatalf("RootFields(%q) = %+v, which encodes differently", data, r)
+		}
+	})
 }
