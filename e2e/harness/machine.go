@@ -265,6 +265,12 @@ func qemuArgs(ga string, m Machine, tpmSock, dumpDTB string) []string {
 	case "arm64":
 		console = "ttyAMA0"
 		mach := "virt"
+		if m.Firmware != nil {
+			// Without this AAVMF hands the kernel ACPI and SMBIOS tables
+			// and no device tree: QEMU's virt board would then identify by
+			// DMI ("QEMU Virtual Machine") instead of its device tree.
+			mach += ",acpi=off"
+		}
 		if dumpDTB != "" {
 			mach += ",dumpdtb=" + dumpDTB
 		}
