@@ -64,6 +64,22 @@ func runInitramfs(args []string) error {
 		return rejected(fmt.Errorf("policy %s: %w", *policyPath, err))
 	}
 
+	withRescue := v.Policy.Development.Allowed()
+	switch *rescue {
+	case "auto":
+	case "yes":
+		// An image whose policy never allows development carries no shell
+		// at all (issue 10): nothing could ever use it legitimately.
+		if !v.Policy.Development.Allowed() {
+			return usagef("-rescue yes: the policy never allows development, so the image gets no shell")
+		}
+		withRescue = true
+	case "no":
+		withRescue = false
+	default:
+		return usagef("-rescue must be auto, yes or no")
+	}
+
 	var set *boards.Set
 	var boardFS fs.FS
 	if *boardsDir != "" {
@@ -136,17 +152,6 @@ func runInitramfs(args []string) error {
 			return err
 		}
 		files = append(files, g...)
-	}
-
-	withRescue := v.Policy.Development.Allowed()
-	switch *rescue {
-	case "auto":
-	case "yes":
-		withRescue = true
-	case "no":
-		withRescue = false
-	default:
-		return usagef("-rescue must be auto, yes or no")
 	}
 
 	payload, from, err := devicePayload(*arch, withRescue, *deviceDir)
