@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/mcinit/mcinit/boards"
 	"github.com/mcinit/mcinit/uki"
 )
 
@@ -32,9 +33,11 @@ func runUKI(args []string) error {
 	arch := fs.String("arch", "", "amd64 or arm64 (default: the stub's, else this machine's)")
 	signKey := fs.String("sign-key", "", "PEM RSA private key (unencrypted) to sign with, for Secure Boot")
 	signCert := fs.String("sign-cert", "", "PEM certificate matching -sign-key")
+	board := fs.String("board", "", "append this board's kernel_params (those not already on -cmdline) to the command line")
+	boardsDir := fs.String("boards-dir", "", "board definitions `DIR` for -board (default: the shipped boards)")
 	out := fs.String("o", "", "output UKI (required)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: mcinit uki -kernel K -initramfs I -cmdline TEXT [-osrel FILE] [-dtb FILE] [-stub FILE] [-arch amd64|arm64] [-sign-key KEY.pem -sign-cert CERT.pem] -o OUT.efi")
+		fmt.Fprintln(fs.Output(), "usage: mcinit uki -kernel K -initramfs I -cmdline TEXT [-osrel FILE] [-dtb FILE] [-stub FILE] [-arch amd64|arm64] [-board NAME [-boards-dir DIR]] [-sign-key KEY.pem -sign-cert CERT.pem] -o OUT.efi")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -96,7 +99,11 @@ func runUKI(args []string) error {
 	if in.Initrd, err = os.ReadFile(*initrd); err != nil {
 		return err
 	}
-	in.Cmdline = []byte(*cmdline)
+	line, err := withBoardParams(*cmdline, *board, *boardsDir)
+	if err != nil {
+		return err
+	}
+	in.Cmdline = []byte(line)
 	if *osrel != "" {
 		if in.OSRel, err = os.ReadFile(*osrel); err != nil {
 			return err
@@ -252,4 +259,32 @@ func writeFileAtomic(path string, b []byte) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// withBoardParams appends the board's kernel_params that are not already
+// words of cmdline: the UKI's command line is the only place a board's
+// parameters can come from under Secure Boot, since the stub ignores any
+// other (docs/boards.md).
+func withBoardParams(cmdline, name, dir string) (string, error) {
+	if name == "" {
+		return cmdline, nil
+	}
+	var set *boards.Set
+	var err error
+	if dir != "" {
+		set, err = boards.Load(os.DirFS(dir))
+	} else {
+		set, err = boards.Shipped()
+	}
+	if err != nil {
+		return "", err
+	}
+	b, ok := set.Get(name)
+	if !ok {
+		return "", usagef("-board: no board %q", name)
+	}
+	for _, p := range b.MissingParams(cmdline) {
+		cmdline += " " + p
+	}
+	return cmdline, nil
 }

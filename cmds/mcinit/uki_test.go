@@ -124,3 +124,24 @@ func TestImageVerbUKI(t *testing.T) {
 		t.Fatalf("BOOTAA64.EFI = %q", b)
 	}
 }
+
+// TestUKIBoardParams: -board appends the board's kernel_params that the
+// command line lacks, once, after the given text.
+func TestUKIBoardParams(t *testing.T) {
+	const board = "lenovo-thinkpad-x1-11th-gen" // kernel_params = ["i915.force_probe=a7a1"]
+	for _, tc := range []struct{ in, want string }{
+		{"console=ttyS0", "console=ttyS0 i915.force_probe=a7a1"},
+		{"i915.force_probe=a7a1 quiet", "i915.force_probe=a7a1 quiet"},
+	} {
+		got, err := withBoardParams(tc.in, board, "")
+		if err != nil || got != tc.want {
+			t.Errorf("withBoardParams(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+	if got, err := withBoardParams("x", "", ""); err != nil || got != "x" {
+		t.Errorf("no -board changed the command line: %q %v", got, err)
+	}
+	if _, err := withBoardParams("x", "no-such-board", ""); exitCode("uki", err) != exitUsage {
+		t.Errorf("unknown board: %v, want a usage error", err)
+	}
+}
