@@ -236,33 +236,35 @@ func readArchive(path string) ([]string, error) {
 // The whole chain in the verdict: a production boot through Secure Boot
 // firmware runs `mcinit attest` (the request is in the signed command
 // line); `mcinit verify -uki` with the fleet's UKI says ok, anchored in the
-// firmware, with Secure Boot on.
+// firmware, with Secure Boot on; on x86_64 (OVMF) and aarch64 (AAVMF).
 func TestUEFIFullChainVerdict(t *testing.T) {
-	e := env(t, "amd64")
-	requireTools(t, "swtpm")
-	nonce := randomNonce(t)
-	cmdline := e.UKICmdline(fixture.AttestActions(nonce))
-	r := uefiBoot(t, e, "uefi-fullchain", e.Initrd, cmdline, fixture.Snakeoil, fixture.OtherSerial)
-	wantSecureBootBoot(t, r, cmdline, "production")
-	wantReport(t, r, map[string]string{"action.0.exec.rc": "0", "action.1.exec.rc": "0"})
-	q := filepath.Join(t.TempDir(), "q")
-	if err := fixture.Evidence(r, 2, q); err != nil {
-		t.Fatal(err)
-	}
-	efi := filepath.Join(e.Dir, "uefi-fullchain.efi")
-	out, err := e.Run(context.Background(), "verify", "-quote-dir", q, "-nonce", nonce, "-ak", filepath.Join(q, "enrolled-ak.pem"),
-		"-policy", filepath.Join(e.Dir, "policy.toml"), "-keys", e.KeysDir, "-uki", efi, "-require-profile", "production")
-	if err != nil {
-		t.Fatalf("mcinit verify: %v\n%s", err, out)
-	}
-	var v struct {
-		Verdict, Profile, Anchor string
-		SecureBoot               *bool `json:"secure_boot"`
-	}
-	if err := json.Unmarshal([]byte(out), &v); err != nil {
-		t.Fatal(err)
-	}
-	if v.Verdict != "ok" || v.Profile != "production" || v.Anchor != "firmware" || v.SecureBoot == nil || !*v.SecureBoot {
-		t.Errorf("verdict %+v, want ok production anchored in firmware with Secure Boot:\n%s", v, out)
-	}
+	uefiArches(t, func(t *testing.T, arch string) {
+		e := env(t, arch)
+		requireTools(t, "swtpm")
+		nonce := randomNonce(t)
+		cmdline := e.UKICmdline(fixture.AttestActions(nonce))
+		r := uefiBoot(t, e, "uefi-fullchain", e.Initrd, cmdline, fixture.Snakeoil, fixture.OtherSerial)
+		wantSecureBootBoot(t, r, cmdline, "production")
+		wantReport(t, r, map[string]string{"action.0.exec.rc": "0", "action.1.exec.rc": "0"})
+		q := filepath.Join(t.TempDir(), "q")
+		if err := fixture.Evidence(r, 2, q); err != nil {
+			t.Fatal(err)
+		}
+		efi := filepath.Join(e.Dir, "uefi-fullchain.efi")
+		out, err := e.Run(context.Background(), "verify", "-quote-dir", q, "-nonce", nonce, "-ak", filepath.Join(q, "enrolled-ak.pem"),
+			"-policy", filepath.Join(e.Dir, "policy.toml"), "-keys", e.KeysDir, "-uki", efi, "-require-profile", "production")
+		if err != nil {
+			t.Fatalf("mcinit verify: %v\n%s", err, out)
+		}
+		var v struct {
+			Verdict, Profile, Anchor string
+			SecureBoot               *bool `json:"secure_boot"`
+		}
+		if err := json.Unmarshal([]byte(out), &v); err != nil {
+			t.Fatal(err)
+		}
+		if v.Verdict != "ok" || v.Profile != "production" || v.Anchor != "firmware" || v.SecureBoot == nil || !*v.SecureBoot {
+			t.Errorf("verdict %+v, want ok production anchored in firmware with Secure Boot:\n%s", v, out)
+		}
+	})
 }
