@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -128,23 +127,7 @@ func polAppendSignature(name string, s policy.Signature) error {
 		}
 	}
 	data := policy.FormatSignatures(append(sigs, s))
-	tmp, err := os.CreateTemp(filepath.Dir(name), ".sig-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), name)
+	return writeFileAtomic(name, data)
 }
 
 func runPolicyVerify(args []string) error {

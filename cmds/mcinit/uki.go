@@ -239,28 +239,6 @@ func findDebpkg() string {
 	}
 }
 
-// writeFileAtomic writes b to path through a temporary file in the same
-// directory, so a failed build never leaves a half-written image.
-func writeFileAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
-
 // withBoardParams appends the board's kernel_params that are not already
 // words of cmdline: the UKI's command line is the only place a board's
 // parameters can come from under Secure Boot, since the stub ignores any
