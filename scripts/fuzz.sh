@@ -2,9 +2,12 @@
 # fuzz.sh [TIME] [PKG-PATTERN...]: run every Fuzz target of the module (or
 # of the given packages) with `go test -fuzz` for TIME each (default 30s).
 # Targets are discovered with `go test -list`, so new ones are picked up
-# without editing this script. FUZZPARALLEL sets the workers (default 1, to
-# share the machine). Crashers land in the package's testdata/fuzz/ and then
-# run as ordinary cases in `go test`.
+# without editing this script. FUZZPARALLEL sets the workers per target
+# (default 1, to share the machine); FUZZJOBS how many targets run at once
+# (default 1). With FUZZJOBS>1 each target still gets TIME of wall clock but
+# shares the cores, so the exec counts, not TIME, say how hard each was
+# fuzzed. Crashers land in the package's testdata/fuzz/ and then run as
+# ordinary cases in `go test`.
 #
 # Each target's exec count is printed in a summary at the end, and a target
 # that ran fewer than FUZZMINEXECS execs (default 100) fails the run: a
@@ -17,6 +20,8 @@ fuzztime=${1:-30s}
 shift || true
 pkgs=("${@:-./...}")
 go=${GO:-go}
+jobs=${FUZZJOBS:-1}
+minexecs=${FUZZMINEXECS:-100}
 
 # `go test -list` prints the matching names of a package and then its
 # "ok  <pkg> <time>" line (or "FAIL <pkg> ..."); pair them up. A package
@@ -30,18 +35,17 @@ if [ ${#targets[@]} -eq 0 ]; then
 	exit 1
 fi
 
-failed=()
-summary=()
-minexecs=${FUZZMINEXECS:-100}
-printf 'fuzzing %d targets for %s each\n' "${#targets[@]}" "$fuzztime"
-for t in "${targets[@]}"; do
-	pkg=${t% *}
-	name=${t#* }
-	printf '== %s %s\n' "$pkg" "$name"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# fuzz_one PKG NAME DIR: fuzz one target; leaves its output in DIR/out, its
+# exec count in DIR/execs and "ok" or the failure in DIR/result.
+fuzz_one() {
+	local pkg=$1 name=$2 dir=$3 out execs ok try
 	if [ "$name" = - ]; then
-		echo "fuzz.sh: $pkg does not build or list its tests" >&2
-		failed+=("$pkg (build)")
-		continue
+		echo "$pkg does not build or list its tests" >"$dir/out"
+		echo "$pkg (build)" >"$dir/result"
+		return
 	fi
 	# Go's fuzz engine sometimes ends a short run with a bare "context
 	# deadline exceeded" and no crasher (a worker slow to answer when the
@@ -51,26 +55,47 @@ for t in "${targets[@]}"; do
 		out=$("$go" test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" \
 			-fuzzminimizetime "${FUZZMINIMIZETIME:-10s}" \
 			-parallel "${FUZZPARALLEL:-1}" "$pkg" 2>&1) || ok=0
+		printf '%s\n' "$out" >>"$dir/out"
 		# The engine's last progress line carries the total: "execs: N".
 		execs=$(grep -o 'execs: [0-9]*' <<<"$out" | tail -n1 | awk '{print $2}' || true)
-		execs=${execs:-0}
+		echo "${execs:-0}" >"$dir/execs"
 		if [ $ok = 1 ]; then
-			echo "$out"
-			summary+=("$(printf '%-12s %-28s %-40s' "$execs" "$name" "$pkg")")
-			if [ "$execs" -lt "$minexecs" ]; then
-				echo "fuzz.sh: $name ran only $execs execs in $fuzztime (minimum $minexecs)" >&2
-				failed+=("$pkg $name (only $execs execs)")
+			if [ "${execs:-0}" -lt "$minexecs" ]; then
+				echo "$pkg $name (only ${execs:-0} execs in $fuzztime, minimum $minexecs)" >"$dir/result"
+			else
+				echo ok >"$dir/result"
 			fi
-			break
+			return
 		fi
-		echo "$out"
 		if [ $try = 1 ] && grep -q 'context deadline exceeded' <<<"$out" && ! grep -q 'Failing input written' <<<"$out"; then
-			echo "fuzz.sh: $name: engine deadline hiccup, no crasher; retrying once"
+			echo "fuzz.sh: $name: engine deadline hiccup, no crasher; retrying once" >>"$dir/out"
 			continue
 		fi
-		failed+=("$pkg $name")
-		break
+		echo "$pkg $name" >"$dir/result"
+		return
 	done
+}
+
+printf 'fuzzing %d targets for %s each, %s at a time\n' "${#targets[@]}" "$fuzztime" "$jobs"
+i=0
+for t in "${targets[@]}"; do
+	i=$((i + 1))
+	mkdir "$work/$i"
+	while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+	fuzz_one "${t% *}" "${t#* }" "$work/$i" &
+done
+wait
+
+failed=()
+summary=()
+i=0
+for t in "${targets[@]}"; do
+	i=$((i + 1))
+	printf '== %s %s\n' "${t% *}" "${t#* }"
+	cat "$work/$i/out"
+	result=$(cat "$work/$i/result" 2>/dev/null || echo "${t} (no result)")
+	summary+=("$(printf '%-12s %-28s %-40s' "$(cat "$work/$i/execs" 2>/dev/null || echo 0)" "${t#* }" "${t% *}")")
+	[ "$result" = ok ] || failed+=("$result")
 done
 printf '\n%-12s %-28s %s\n' execs target package
 printf '%s\n' "${summary[@]}"
