@@ -283,7 +283,26 @@ func (p *Policy) validate(md toml.MetaData) error {
 	if err := p.Production.validate(); err != nil {
 		return err
 	}
+	if md.IsDefined("development", "rescue_timeout") {
+		if err := p.Development.validateRescueTimeout(); err != nil {
+			return err
+		}
+	}
 	return p.Development.validate(p.coversName(covered))
+}
+
+// validateRescueTimeout checks an explicit rescue_timeout: a shell that
+// nobody may use, or one that never ends, is a mistake worth a refusal
+// to sign.
+func (d *Development) validateRescueTimeout() error {
+	const f = "development.rescue_timeout"
+	if !d.RescueShell {
+		return fieldErr(f, "set without rescue_shell = true, where it means nothing")
+	}
+	if d.RescueTimeout < MinRescueTimeout || d.RescueTimeout > MaxRescueTimeout {
+		return fieldErr(f, "%d seconds is outside %d-%d (omit it for the default %d)", d.RescueTimeout, MinRescueTimeout, MaxRescueTimeout, DefaultRescueTimeout)
+	}
+	return nil
 }
 
 // coversName returns the coverage test used for development lists: a board

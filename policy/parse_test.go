@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -98,6 +99,12 @@ func TestParseErrors(t *testing.T) {
 		{"upper", head + root + "[development]\nupper = \"disk\"\n", "field development.upper"},
 		{"partition no label", head + root + "[development]\nupper = \"partition\"\n", "development.upper_partlabel: required"},
 		{"tmpfs with label", head + root + "[development]\nupper_partlabel = \"x\"\n", "development.upper_partlabel: only valid"},
+		{"rescue_timeout without shell", head + root + "[development]\nrescue_timeout = 60\n", "field development.rescue_timeout: set without rescue_shell = true"},
+		{"rescue_timeout 0", head + root + "[development]\nrescue_shell = true\nrescue_timeout = 0\n", "field development.rescue_timeout: 0 seconds is outside 10-3600 (omit it for the default 300)"},
+		{"rescue_timeout 9", head + root + "[development]\nrescue_shell = true\nrescue_timeout = 9\n", "field development.rescue_timeout: 9 seconds is outside 10-3600"},
+		{"rescue_timeout 3601", head + root + "[development]\nrescue_shell = true\nrescue_timeout = 3601\n", "field development.rescue_timeout: 3601 seconds is outside 10-3600"},
+		{"rescue_timeout negative", head + root + "[development]\nrescue_shell = true\nrescue_timeout = -5\n", "field development.rescue_timeout: -5 is negative"},
+		{"rescue_timeout string", head + root + "[development]\nrescue_shell = true\nrescue_timeout = \"5m\"\n", "rescue_timeout"},
 		{"too big", head + root + "#" + strings.Repeat("x", MaxPolicySize), "more than the limit"},
 		{"nul", head + root + "# \x00\n", "NUL"},
 		{"not utf8", head + root + "# \xff\n", "UTF-8"},
@@ -123,9 +130,39 @@ func TestParseAccepts(t *testing.T) {
 		minimal,
 		minimal + "[production]\n",
 		"format = 1\nversion = 0\nboards = [\"qemu-x86_64\"]\nallow_unknown_boards = true\npcr = 15\n[[production.root]]\nhash_algorithm = \"sha512\"\nroot_hash = \"" + hash + "\"\nsalt = \"00ff\"\ndata_blocks = 2048\n[development]\nallow_boards = [\"generic-aarch64\"]\nupper = \"partition\"\nupper_partlabel = \"dev-upper\"\ncreate_upper = true\n",
+		minimal + "[development]\nrescue_shell = true\nrescue_timeout = 10\n",
+		minimal + "[development]\nrescue_shell = true\nrescue_timeout = 3600\n",
 	} {
 		if _, err := Parse([]byte(doc)); err != nil {
 			t.Errorf("%v\n%s", err, doc)
+		}
+	}
+}
+
+// TestRescueWait: rescue_timeout is seconds, 300 when left out.
+func TestRescueWait(t *testing.T) {
+	for _, tc := range []struct {
+		dev  string
+		want time.Duration
+	}{
+		{"", 5 * time.Minute},
+		{"rescue_shell = true\n", 5 * time.Minute},
+		{"rescue_shell = true\nrescue_timeout = 10\n", 10 * time.Second},
+		{"rescue_shell = true\nrescue_timeout = 3600\n", time.Hour},
+	} {
+		p, err := Parse([]byte(minimal + "[development]\n" + tc.dev))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.Development.RescueWait(); got != tc.want {
+			t.Errorf("%q: RescueWait %v, want %v", tc.dev, got, tc.want)
+		}
+		n := p.Normalized().Development
+		if n.RescueShell && n.RescueTimeout != int(tc.want/time.Second) {
+			t.Errorf("%q: normalised rescue_timeout %d", tc.dev, n.RescueTimeout)
+		}
+		if !n.RescueShell && n.RescueTimeout != 0 {
+			t.Errorf("%q: normalised policy without a shell has rescue_timeout %d", tc.dev, n.RescueTimeout)
 		}
 	}
 }

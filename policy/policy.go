@@ -3,7 +3,10 @@
 // and per-device development grants.
 package policy
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // FormatVersion is the only policy format this code accepts.
 const FormatVersion = 1
@@ -109,8 +112,21 @@ type Development struct {
 	CreateUpper    bool   `toml:"create_upper"`    // mkfs the upper when it is empty
 	// VerifyLower keeps dm-verity on the overlay's lower layer. Default true.
 	VerifyLower *bool `toml:"verify_lower"`
-	RescueShell bool  `toml:"rescue_shell"`
+	// RescueShell offers a shell on the console in development: after a
+	// refusal, and before switch_root when mcinit.shell asks for one.
+	RescueShell bool `toml:"rescue_shell"`
+	// RescueTimeout bounds each rescue shell, in seconds (0 means
+	// DefaultRescueTimeout): an unattended unit halts (after a refusal) or
+	// boots on (mcinit.shell) instead of waiting forever.
+	RescueTimeout int `toml:"rescue_timeout,omitzero"`
 }
+
+// Bounds of development.rescue_timeout, in seconds.
+const (
+	DefaultRescueTimeout = 300
+	MinRescueTimeout     = 10
+	MaxRescueTimeout     = 3600
+)
 
 // Device names one unit: its board and its unique ID (serial, or DMI UUID).
 type Device struct {
@@ -124,6 +140,14 @@ func (p Production) LocksModules() bool { return p.LockModules == nil || *p.Lock
 // RequiresTPM reports whether production refuses to boot without measurements.
 func (p Production) RequiresTPM() bool { return p.TPMRequired == nil || *p.TPMRequired }
 
+// RescueWait is how long a rescue shell may run before it is ended.
+func (d Development) RescueWait() time.Duration {
+	if d.RescueTimeout == 0 {
+		return DefaultRescueTimeout * time.Second
+	}
+	return time.Duration(d.RescueTimeout) * time.Second
+}
+
 // VerifiesLower reports whether the development lower layer stays verity-checked.
 func (d Development) VerifiesLower() bool { return d.VerifyLower == nil || *d.VerifyLower }
 
@@ -136,7 +160,8 @@ func (p *Policy) PCRIndex() int {
 }
 
 // Normalized returns a copy with every default written out (pcr, the
-// booleans, hash_algorithm, verity_error, upper), for display and for
+// booleans, hash_algorithm, verity_error, upper, rescue_timeout with a
+// rescue shell), for display and for
 // comparing policies; it parses back to an equal policy.
 func (p *Policy) Normalized() *Policy {
 	n := *p
@@ -157,6 +182,9 @@ func (p *Policy) Normalized() *Policy {
 	n.Development.AllowDevices = append([]Device(nil), p.Development.AllowDevices...)
 	if n.Development.Upper == "" {
 		n.Development.Upper = UpperTmpfs
+	}
+	if n.Development.RescueShell && n.Development.RescueTimeout == 0 {
+		n.Development.RescueTimeout = DefaultRescueTimeout
 	}
 	return &n
 }
