@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -127,11 +126,11 @@ func Prepare(name, dataDev, hashDev string, want Expected, onCorruption OnCorrup
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", hashDev, err)
 	}
-	dataSize, err := devSize(df)
+	dataSize, err := verity.DeviceSize(df)
 	if err != nil {
 		return nil, fmt.Errorf("%s: size: %w", dataDev, err)
 	}
-	hashSize, err := devSize(hf)
+	hashSize, err := verity.DeviceSize(hf)
 	if err != nil {
 		return nil, fmt.Errorf("%s: size: %w", hashDev, err)
 	}
@@ -221,15 +220,3 @@ func TableString(t devmapper.VerityTable) string {
 
 // String is the plan's table line.
 func (p *Plan) String() string { return TableString(p.Table) }
-
-// devSize returns the size of a block device or regular file.
-func devSize(f *os.File) (int64, error) {
-	st, err := f.Stat()
-	if err != nil {
-		return 0, err
-	}
-	if st.Mode().IsRegular() {
-		return st.Size(), nil
-	}
-	return f.Seek(0, io.SeekEnd)
-}

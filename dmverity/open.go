@@ -10,6 +10,8 @@ import (
 
 	"github.com/anatol/devmapper.go"
 	"golang.org/x/sys/unix"
+
+	"github.com/mcinit/mcinit/verity"
 )
 
 // MapperDir is where Open creates the device node (devtmpfs only makes
@@ -74,7 +76,7 @@ func (p *Plan) activate() (string, error) {
 	}
 	defer f.Close()
 	want := int64(p.Layout.DataBlocks) * int64(p.Layout.DataBlockSize)
-	if size, err := devSize(f); err != nil || size != want {
+	if size, err := verity.DeviceSize(f); err != nil || size != want {
 		return path, fmt.Errorf("dm-verity %s: device size %d (%v), want %d", p.Name, size, err, want)
 	}
 	// A wrong geometry or root hash still loads; only reads fail (EIO).

@@ -238,7 +238,7 @@ func FormatFiles(dataPath, hashPath string, hashOffset int64, p Params) (*Result
 		return nil, err
 	}
 	defer df.Close()
-	dsize, err := fileSize(df)
+	dsize, err := DeviceSize(df)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dataPath, err)
 	}
@@ -268,7 +268,7 @@ func FormatFiles(dataPath, hashPath string, hashOffset int64, p Params) (*Result
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dataPath, err)
 	}
-	hsize, err := fileSize(hf)
+	hsize, err := DeviceSize(hf)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", hashPath, err)
 	}
@@ -287,8 +287,9 @@ func FormatFiles(dataPath, hashPath string, hashOffset int64, p Params) (*Result
 	return res, hf.Close()
 }
 
-// fileSize returns the size of a regular file or block device.
-func fileSize(f *os.File) (int64, error) {
+// DeviceSize returns the size of a regular file or block device (Stat
+// reports 0 for a block device, so it seeks to the end instead).
+func DeviceSize(f *os.File) (int64, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return 0, err

@@ -157,9 +157,9 @@ func (p Params) geometry() (*geometry, error) {
 	return g, nil
 }
 
-// withDefaults fills in veritysetup's defaults; it draws the random salt and
-// UUID when asked for.
-func (p Params) withDefaults() (Params, error) {
+// withTreeDefaults fills in veritysetup's hash algorithm and block sizes,
+// the defaults that formatting and verifying share.
+func (p Params) withTreeDefaults() Params {
 	if p.HashAlgorithm == "" {
 		p.HashAlgorithm = DefaultHashAlgorithm
 	}
@@ -169,6 +169,13 @@ func (p Params) withDefaults() (Params, error) {
 	if p.HashBlockSize == 0 {
 		p.HashBlockSize = DefaultBlockSize
 	}
+	return p
+}
+
+// withDefaults fills in veritysetup's defaults; it draws the random salt and
+// UUID when asked for.
+func (p Params) withDefaults() (Params, error) {
+	p = p.withTreeDefaults()
 	if p.Salt == nil {
 		p.Salt = make([]byte, DefaultSaltSize)
 		if _, err := rand.Read(p.Salt); err != nil {

@@ -83,15 +83,7 @@ func resolveVerify(dataSize int64, hash io.ReaderAt, hashOffset int64, p Params)
 		}
 		p = q
 	} else {
-		if p.HashAlgorithm == "" {
-			p.HashAlgorithm = DefaultHashAlgorithm
-		}
-		if p.DataBlockSize == 0 {
-			p.DataBlockSize = DefaultBlockSize
-		}
-		if p.HashBlockSize == 0 {
-			p.HashBlockSize = DefaultBlockSize
-		}
+		p = p.withTreeDefaults()
 		if p.Salt == nil {
 			p.Salt = []byte{}
 		}
@@ -275,7 +267,7 @@ func VerifyFiles(dataPath, hashPath string, hashOffset int64, root []byte, p Par
 		return err
 	}
 	defer df.Close()
-	dsize, err := fileSize(df)
+	dsize, err := DeviceSize(df)
 	if err != nil {
 		return fmt.Errorf("%s: %w", dataPath, err)
 	}
