@@ -10,16 +10,19 @@ import (
 )
 
 func init() {
-	register("grant", "write and sign a per-device development grant (or: grant sign|verify)", runGrant)
+	register("grant", "write and sign a per-device development grant (or: grant sign|verify|write|list)", runGrant)
 }
 
 const grantUsage = `usage: mcinit grant -board B -device ID [-min-version N] -max-version N [-not-after TIME] -key KEY.key -out G.toml
        mcinit grant sign -key KEY.key | -raw-signature SIG.bin -pubkey KEY.pub [-sig FILE] G.toml
        mcinit grant verify -keys DIR [-sig FILE] G.toml
+       mcinit grant write -disk IMG|DEV [-keys DIR] [G.toml ...]
+       mcinit grant list -disk IMG|DEV [-keys DIR]
 
 The grant is written to G.toml and signed into G.toml.sig; add the
 signatures of further keys with "grant sign" until the key set's threshold
-is met.`
+is met. "grant write" puts grants in a disk's mcinit-grants partition,
+where /init reads them too: unlocking a unit rebuilds nothing.`
 
 func runGrant(args []string) error {
 	if len(args) > 0 {
@@ -28,6 +31,10 @@ func runGrant(args []string) error {
 			return polSignCmd("grant sign", args[1:], func(b []byte) error { _, err := policy.ParseGrant(b); return err }, policy.MaxGrantSize)
 		case "verify":
 			return runGrantVerify(args[1:])
+		case "write":
+			return runGrantWrite(args[1:])
+		case "list":
+			return runGrantList(args[1:])
 		}
 	}
 	fs := flag.NewFlagSet("grant", flag.ContinueOnError)

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/mcinit/mcinit/diskimage"
+	"github.com/mcinit/mcinit/grantpart"
 	"github.com/mcinit/mcinit/uki"
 )
 
@@ -56,11 +57,12 @@ func runImage(args []string) error {
 	upperLabel := fs.String("upper-label", "", "add a development upper partition with this name")
 	upperSize := fs.String("upper-size", "64M", "size of the upper partition")
 	upperFormat := fs.String("upper-format", diskimage.Ext4, "upper partition format: ext4, or none to leave it unformatted")
+	grantsDir := fs.String("grants", "", "add the mcinit-grants partition (1 MiB) holding DIR/*.toml grants and their .sig files; an empty DIR makes an empty one (mcinit grant write fills it later)")
 	fs.Var(&raws, "raw", "LABEL=FILE: add a partition holding FILE's raw bytes (repeatable)")
 	ukiPath := fs.String("uki", "", "add an EFI System Partition (FAT) holding this UKI at \\EFI\\BOOT\\BOOTX64.EFI (amd64) or BOOTAA64.EFI (arm64), the path firmware boots without a boot entry")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: mcinit image -arch amd64|arm64 -out disk.img [-verity] [-fs erofs|ext4] [-upper-label L -upper-size 64M] [-uki UKI.efi] [-salt HEX -uuid U] [-root-dir DIR | -root-tar FILE | -testinit BIN -add /path=FILE ...]")
+		fmt.Fprintln(fs.Output(), "usage: mcinit image -arch amd64|arm64 -out disk.img [-verity] [-fs erofs|ext4] [-upper-label L -upper-size 64M] [-grants DIR] [-uki UKI.efi] [-salt HEX -uuid U] [-root-dir DIR | -root-tar FILE | -testinit BIN -add /path=FILE ...]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -118,6 +120,22 @@ func runImage(args []string) error {
 			return fmt.Errorf("-raw %s: %w", r[0], err)
 		}
 		spec.Extra = append(spec.Extra, diskimage.Partition{Label: r[0], Content: b})
+	}
+	if *grantsDir != "" {
+		files, err := grantDirFiles(*grantsDir)
+		if err != nil {
+			return fmt.Errorf("-grants: %w", err)
+		}
+		es, err := grantEntries(files, nil)
+		if err != nil {
+			return fmt.Errorf("-grants: %w", err)
+		}
+		c, err := grantpart.Build(es)
+		if err != nil {
+			return fmt.Errorf("-grants: %w", err)
+		}
+		spec.Extra = append(spec.Extra, diskimage.Partition{Label: grantpart.Label, TypeUUID: grantpart.TypeUUID,
+			Size: grantpart.DefaultPartSize, Content: c})
 	}
 	if *ukiPath != "" {
 		b, err := os.ReadFile(*ukiPath)
