@@ -11,14 +11,14 @@ import (
 
 	"github.com/mcinit/mcinit/decide"
 	"github.com/mcinit/mcinit/measure"
-	"github.com/mcinit/mcinit/measure/swtpmtest"
+	"github.com/mcinit/mcinit/tpmdev/swtpm"
 )
 
 // TestSwtpmQuoteInterop: a quote of a production boot on swtpm passes
 // tpm2_checkquote and our verifier; the documented tpm2-tools command
 // recreates the same AK.
 func TestSwtpmQuoteInterop(t *testing.T) {
-	sw := swtpmtest.Start(t, swtpmtest.Options{Banks: "sha1,sha256,sha384"})
+	sw := swtpm.Start(t, swtpm.Config{Banks: "sha1,sha256,sha384"})
 	nonce := []byte("checkquote-nonce")
 	tpm := sw.Open()
 	ev, ak, banks := record(t, tpm, bootFor(decide.Production).Events(), nonce)
@@ -70,7 +70,7 @@ func TestSwtpmQuoteInterop(t *testing.T) {
 // tpm2-tools to the predicted production PCR value unseals after a
 // production boot and not after a development boot of the same TPM.
 func TestSwtpmSealing(t *testing.T) {
-	sw := swtpmtest.Start(t, swtpmtest.Options{})
+	sw := swtpm.Start(t, swtpm.Config{})
 	dir := t.TempDir()
 	p := func(n string) string { return filepath.Join(dir, n) }
 

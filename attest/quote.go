@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-tpm/tpm2/transport"
 
 	"github.com/mcinit/mcinit/measure"
+	"github.com/mcinit/mcinit/tpmdev"
 )
 
 // Evidence file names inside an attestation directory.
@@ -100,12 +101,10 @@ func Quote(tpm transport.TPM, pcr int, banks []crypto.Hash, nonce []byte) (*Evid
 
 // QuotePCRs loads the AK, quotes pcrs (ascending, no duplicates) in every
 // bank with the nonce and reads the PCR values; the logs are the caller's
-// to add. Every command runs under measure's deadline and retry wrapper
+// to add. Every command runs under tpmdev's deadline and retry wrapper
 // unless tpm already is one.
 func QuotePCRs(tpm transport.TPM, pcrs []int, banks []crypto.Hash, nonce []byte) (*Evidence, error) {
-	if _, ok := tpm.(*measure.DeadlineTPM); !ok {
-		tpm = measure.WithDeadline(tpm, measure.DefaultTimeout)
-	}
+	tpm = tpmdev.Bound(tpm)
 	if len(nonce) == 0 || len(nonce) > MaxNonceSize {
 		return nil, fmt.Errorf("quote: nonce of %d bytes, want 1-%d", len(nonce), MaxNonceSize)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/mcinit/mcinit/measure"
 	"github.com/mcinit/mcinit/policy"
 	"github.com/mcinit/mcinit/rollback"
+	"github.com/mcinit/mcinit/tpmdev"
 )
 
 // ReadCmdline parses the kernel command line. A line that cannot be read
@@ -160,7 +161,7 @@ func (p *Policy) PCR() int {
 // TPM is the boot's TPM, every command bounded by a deadline; nil when
 // none works.
 type TPM struct {
-	*measure.DeadlineTPM
+	*tpmdev.TPM
 	closer transport.TPMCloser
 }
 
@@ -184,15 +185,15 @@ func OpenMeasurement(env Env, con *Console, p *Policy) (*Measurer, *TPM, error) 
 	if terr != nil {
 		con.Printf("TPM: none (%v)", terr)
 	} else {
-		tpm = &TPM{DeadlineTPM: measure.WithDeadline(dev, measure.DefaultTimeout), closer: dev}
+		tpm = &TPM{TPM: tpmdev.Bound(dev), closer: dev}
 	}
 	var rec *measure.Recorder
 	if tpm != nil {
 		var err error
 		if banks, berr := env.PCRBanks(pcr); berr == nil {
-			rec, err = measure.NewRecorderBanks(tpm.DeadlineTPM, pcr, banks)
+			rec, err = measure.NewRecorderBanks(tpm.TPM, pcr, banks)
 		} else {
-			rec, err = measure.NewRecorder(tpm.DeadlineTPM, pcr)
+			rec, err = measure.NewRecorder(tpm.TPM, pcr)
 		}
 		if err != nil {
 			con.Printf("TPM: %v", err)

@@ -12,14 +12,15 @@ import (
 	"time"
 
 	"github.com/mcinit/mcinit/measure"
-	"github.com/mcinit/mcinit/measure/swtpmtest"
+	"github.com/mcinit/mcinit/tpmdev"
+	"github.com/mcinit/mcinit/tpmdev/swtpm"
 )
 
 // TestSwtpmInterop extends a boot's events into swtpm with three banks and
 // checks the result with tpm2-tools: tpm2_pcrread shows the predicted
 // values and tpm2_eventlog replays our log to the same values.
 func TestSwtpmInterop(t *testing.T) {
-	sw := swtpmtest.Start(t, swtpmtest.Options{Banks: "sha1,sha256,sha384"})
+	sw := swtpm.Start(t, swtpm.Config{Banks: "sha1,sha256,sha384"})
 	tpm := sw.Open()
 	r, err := measure.NewRecorder(tpm, 13)
 	if err != nil {
@@ -100,10 +101,10 @@ func eventlogPCRs(out string) map[string][]byte {
 // TestHungTPM freezes swtpm mid-boot: Record must give up after the
 // deadline instead of hanging /init, and refuse everything afterwards.
 func TestHungTPM(t *testing.T) {
-	sw := swtpmtest.Start(t, swtpmtest.Options{})
+	sw := swtpm.Start(t, swtpm.Config{})
 	tpm := sw.Open()
 	defer tpm.Close()
-	r, err := measure.NewRecorder(measure.WithDeadline(tpm, 300*time.Millisecond), 13)
+	r, err := measure.NewRecorder(tpmdev.WithDeadline(tpm, 300*time.Millisecond), 13)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +112,7 @@ func TestHungTPM(t *testing.T) {
 	defer sw.Resume()
 	start := time.Now()
 	err = r.Record(measure.PolicyEvent([]byte("p")))
-	if !errors.Is(err, measure.ErrTPMTimeout) {
+	if !errors.Is(err, tpmdev.ErrTimeout) {
 		t.Fatalf("Record on a hung TPM: %v", err)
 	}
 	if d := time.Since(start); d > 5*time.Second {

@@ -2,25 +2,20 @@ package measure
 
 import (
 	"crypto"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
-	"time"
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
-)
 
-// DefaultTimeout bounds one TPM command on the boot path.
-const DefaultTimeout = 10 * time.Second
+	"github.com/mcinit/mcinit/tpmdev"
+)
 
 // Recorder extends events into one PCR of every active bank and keeps the
 // matching event log. With a nil TPM it only builds the log (prediction).
 type Recorder struct {
-	tpm    *DeadlineTPM
+	tpm    *tpmdev.TPM
 	pcr    int
 	banks  []crypto.Hash
 	log    []byte
@@ -38,10 +33,7 @@ func NewRecorder(tpm transport.TPM, pcr int) (*Recorder, error) {
 	if tpm == nil {
 		return NewLogRecorder(pcr, crypto.SHA256)
 	}
-	dt, ok := tpm.(*DeadlineTPM)
-	if !ok {
-		dt = WithDeadline(tpm, DefaultTimeout)
-	}
+	dt := tpmdev.Bound(tpm)
 	banks, err := ActiveBanks(dt, pcr)
 	if err != nil {
 		return nil, err
@@ -61,11 +53,7 @@ func NewRecorderBanks(tpm transport.TPM, pcr int, banks []crypto.Hash) (*Recorde
 	if err != nil || tpm == nil {
 		return r, err
 	}
-	dt, ok := tpm.(*DeadlineTPM)
-	if !ok {
-		dt = WithDeadline(tpm, DefaultTimeout)
-	}
-	r.tpm = dt
+	r.tpm = tpmdev.Bound(tpm)
 	return r, nil
 }
 
@@ -163,87 +151,4 @@ func (r *Recorder) WriteLog(path string) error {
 		return fmt.Errorf("event log: %w", err)
 	}
 	return nil
-}
-
-// ErrTPMTimeout is returned when a TPM command does not answer in time.
-var ErrTPMTimeout = errors.New("TPM command timed out")
-
-// DeadlineTPM bounds every TPM command and counts them. After a timeout the
-// command may still be running in the kernel, so the TPM is considered lost
-// and every later command fails at once.
-type DeadlineTPM struct {
-	tpm     transport.TPM
-	timeout time.Duration
-
-	mu    sync.Mutex
-	count int
-	lost  bool
-}
-
-// WithDeadline wraps tpm so that each command fails after timeout.
-func WithDeadline(tpm transport.TPM, timeout time.Duration) *DeadlineTPM {
-	return &DeadlineTPM{tpm: tpm, timeout: timeout}
-}
-
-// Send implements transport.TPM.
-func (d *DeadlineTPM) Send(cmd []byte) ([]byte, error) {
-	d.mu.Lock()
-	if d.lost {
-		d.mu.Unlock()
-		return nil, ErrTPMTimeout
-	}
-	d.count++
-	d.mu.Unlock()
-
-	type result struct {
-		rsp []byte
-		err error
-	}
-	ch := make(chan result, 1) // buffered: a late answer must not block the goroutine
-	go func() {
-		rsp, err := sendRetry(d.tpm, cmd)
-		ch <- result{rsp, err}
-	}()
-	t := time.NewTimer(d.timeout)
-	defer t.Stop()
-	select {
-	case res := <-ch:
-		return res.rsp, res.err
-	case <-t.C:
-		d.mu.Lock()
-		d.lost = true
-		d.mu.Unlock()
-		return nil, fmt.Errorf("%w after %v", ErrTPMTimeout, d.timeout)
-	}
-}
-
-// TPM response codes that ask the caller to send the command again.
-const (
-	rcRetry   = 0x922 // TPM_RC_RETRY
-	rcYielded = 0x908 // TPM_RC_YIELDED
-	rcTesting = 0x90A // TPM_RC_TESTING
-)
-
-// sendRetry resends a command the TPM asked to retry (at most 10 times,
-// 100 ms in all), as the kernel driver does for /dev/tpm0.
-func sendRetry(tpm transport.TPM, cmd []byte) ([]byte, error) {
-	for i := 0; ; i++ {
-		rsp, err := tpm.Send(cmd)
-		if err != nil || len(rsp) < 10 || i == 10 {
-			return rsp, err
-		}
-		switch binary.BigEndian.Uint32(rsp[6:10]) {
-		case rcRetry, rcYielded, rcTesting:
-			time.Sleep(10 * time.Millisecond)
-			continue
-		}
-		return rsp, nil
-	}
-}
-
-// Commands returns how many commands were sent.
-func (d *DeadlineTPM) Commands() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.count
 }

@@ -11,8 +11,8 @@ import (
 	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/google/go-tpm/tpm2/transport/simulator"
 
-	"github.com/mcinit/mcinit/measure"
-	"github.com/mcinit/mcinit/measure/swtpmtest"
+	"github.com/mcinit/mcinit/tpmdev"
+	"github.com/mcinit/mcinit/tpmdev/swtpm"
 )
 
 func TestFloorSimulator(t *testing.T) {
@@ -79,7 +79,7 @@ func TestFloorSimulator(t *testing.T) {
 // TestFloorSwtpm provisions with the documented tpm2-tools command and
 // checks that a reboot (swtpm restart) lifts the write lock.
 func TestFloorSwtpm(t *testing.T) {
-	sw := swtpmtest.Start(t, swtpmtest.Options{})
+	sw := swtpm.Start(t, swtpm.Config{})
 	if _, err := sw.Tool("tpm2_nvdefine", "0x01504d43", "-C", "o", "-s", "8",
 		"-a", "authread|authwrite|ownerread|no_da|write_stclear"); err != nil {
 		t.Fatal(err)
@@ -128,7 +128,7 @@ func TestFloorSwtpm(t *testing.T) {
 // bootPathCount is what /init does: read and check before deciding, then
 // raise (production) and lock. It returns the TPM commands it used.
 func bootPathCount(tpm transport.TPM, version uint64) (int, error) {
-	dt := measure.WithDeadline(tpm, measure.DefaultTimeout)
+	dt := tpmdev.WithDeadline(tpm, tpmdev.DefaultTimeout)
 	f, err := Read(dt, DefaultIndex)
 	if err != nil {
 		return dt.Commands(), err

@@ -26,10 +26,10 @@ import (
 	"github.com/mcinit/mcinit/handoff"
 	"github.com/mcinit/mcinit/identity"
 	"github.com/mcinit/mcinit/kmodules"
-	"github.com/mcinit/mcinit/measure"
 	"github.com/mcinit/mcinit/mkfs"
 	"github.com/mcinit/mcinit/policy"
 	"github.com/mcinit/mcinit/rootfs"
+	"github.com/mcinit/mcinit/tpmdev"
 )
 
 // Env is the running system, seen from PID 1 in the initramfs.
@@ -61,7 +61,13 @@ func (e *Env) LoadModules(mods []boards.Module) error {
 }
 
 // OpenTPM opens /dev/tpmrm0 or /dev/tpm0.
-func (e *Env) OpenTPM() (transport.TPMCloser, error) { return measure.OpenTPM() }
+func (e *Env) OpenTPM() (transport.TPMCloser, error) {
+	t, err := tpmdev.Open()
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
 
 // PCRBanks reads the banks the kernel found allocated at probe time from
 // /sys/class/tpm/tpm0/pcr-<alg>/<pcr> (Linux 5.12 and later).

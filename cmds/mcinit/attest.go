@@ -12,6 +12,7 @@ import (
 	"github.com/mcinit/mcinit/attest"
 	"github.com/mcinit/mcinit/handoff"
 	"github.com/mcinit/mcinit/measure"
+	"github.com/mcinit/mcinit/tpmdev"
 )
 
 func init() {
@@ -46,12 +47,12 @@ func runAttest(args []string) error {
 	if fs.NArg() != 0 || (*nonceHex == "") != (*out == "") || (*nonceHex == "" && *akOut == "" && *ekOut == "" && *activate == "") {
 		return usagef("attest: give -nonce with -out, and/or -ak-pub-out, -ek-pub-out, -activate")
 	}
-	tpm, err := measure.OpenTPMAt(*dev)
+	tpm, err := tpmdev.OpenAt(*dev)
 	if err != nil {
 		return err
 	}
 	defer tpm.Close()
-	dt := measure.WithDeadline(tpm, measure.DefaultTimeout)
+	dt := tpm
 	// -ak-pub-out may name a file inside -out.
 	if *out != "" {
 		if err := os.MkdirAll(*out, 0o755); err != nil {

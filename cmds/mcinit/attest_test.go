@@ -15,8 +15,8 @@ import (
 	"github.com/mcinit/mcinit/decide"
 	"github.com/mcinit/mcinit/identity"
 	"github.com/mcinit/mcinit/measure"
-	"github.com/mcinit/mcinit/measure/swtpmtest"
 	"github.com/mcinit/mcinit/policy"
+	"github.com/mcinit/mcinit/tpmdev/swtpm"
 )
 
 const testPolicyTOML = `format = 1
@@ -64,7 +64,7 @@ func signedPolicy(t *testing.T, dir string) (polFile, keysDir string) {
 // simulated /init (Recorder), attest, verify; and a secret sealed with
 // tpm2-tools to `predict -format tpm2` that `unseal` opens only in production.
 func TestAttestVerbs(t *testing.T) {
-	sw := swtpmtest.Start(t, swtpmtest.Options{})
+	sw := swtpm.Start(t, swtpm.Config{})
 	dir := t.TempDir()
 	p := func(n string) string { return filepath.Join(dir, n) }
 	polFile, keysDir := signedPolicy(t, dir)

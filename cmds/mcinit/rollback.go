@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/mcinit/mcinit/measure"
 	"github.com/mcinit/mcinit/rollback"
+	"github.com/mcinit/mcinit/tpmdev"
 )
 
 func init() {
@@ -38,14 +38,13 @@ func runRollback(args []string) error {
 	if err != nil || fs.NArg() != 0 {
 		return usagef("rollback: -index %q: want an NV index like 0x01504d43", *idxS)
 	}
-	tpm, err := measure.OpenTPMAt(*dev)
+	tpm, err := tpmdev.OpenAt(*dev)
 	if err != nil {
 		return err
 	}
 	defer tpm.Close()
-	t := measure.WithDeadline(tpm, measure.DefaultTimeout)
 	if args[0] == "show" {
-		floor, written, err := rollback.ReadFloor(t, uint32(idx))
+		floor, written, err := rollback.ReadFloor(tpm, uint32(idx))
 		if err != nil {
 			return err
 		}
@@ -64,5 +63,5 @@ func runRollback(args []string) error {
 		}
 		auth = []byte(strings.TrimRight(string(b), "\n"))
 	}
-	return rollback.Provision(t, uint32(idx), auth, *initial)
+	return rollback.Provision(tpm, uint32(idx), auth, *initial)
 }

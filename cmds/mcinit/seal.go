@@ -6,7 +6,7 @@ import (
 	"os"
 
 	"github.com/mcinit/mcinit/attest"
-	"github.com/mcinit/mcinit/measure"
+	"github.com/mcinit/mcinit/tpmdev"
 )
 
 func init() {
@@ -46,12 +46,12 @@ func runUnseal(args []string) error {
 	if err != nil {
 		return err
 	}
-	tpm, err := measure.OpenTPMAt(*dev)
+	tpm, err := tpmdev.OpenAt(*dev)
 	if err != nil {
 		return err
 	}
 	defer tpm.Close()
-	secret, err := attest.Unseal(measure.WithDeadline(tpm, measure.DefaultTimeout), pub, priv, *pcr, bl[0])
+	secret, err := attest.Unseal(tpm, pub, priv, *pcr, bl[0])
 	if err != nil {
 		return err
 	}

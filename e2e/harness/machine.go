@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/mcinit/mcinit/tpmdev/swtpm"
 )
 
 // Machine describes one QEMU boot.
@@ -138,12 +140,12 @@ func run(ctx context.Context, m Machine, dumpDTB string) (*Result, error) {
 
 	var tpmSock string
 	if m.TPM {
-		sock, stop, err := startTPM(ctx, m.TPMStateDir, m.TPMLog, &stderr)
+		sw, err := swtpm.StartSocket(ctx, swtpm.Config{StateDir: m.TPMStateDir, LogFile: m.TPMLog, Output: &stderr})
 		if err != nil {
 			return nil, err
 		}
-		defer stop()
-		tpmSock = sock
+		defer sw.Stop()
+		tpmSock = sw.Path
 	}
 
 	args := qemuArgs(ga, m, tpmSock, dumpDTB)
@@ -365,73 +367,6 @@ func watchConsole(r io.Reader, buf *lockedBuffer, log io.Writer, halted chan<- O
 func kill(cmd *exec.Cmd) {
 	if cmd.Process != nil {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	}
-}
-
-// startTPM runs swtpm as a child process on a socket in a short temporary
-// directory (socket paths are limited to 108 bytes). stateDir is created if
-// needed; empty means a fresh state removed by stop.
-func startTPM(ctx context.Context, stateDir, logFile string, stderr io.Writer) (sock string, stop func(), err error) {
-	sockDir, err := os.MkdirTemp("", "mcinit-tpm-")
-	if err != nil {
-		return "", nil, err
-	}
-	cleanup := []func(){func() { os.RemoveAll(sockDir) }}
-	stop = func() {
-		for i := len(cleanup) - 1; i >= 0; i-- {
-			cleanup[i]()
-		}
-	}
-	if stateDir == "" {
-		stateDir = filepath.Join(sockDir, "state")
-	}
-	if err := os.MkdirAll(stateDir, 0o700); err != nil {
-		stop()
-		return "", nil, err
-	}
-	sock = filepath.Join(sockDir, "sock")
-	logOpt := "level=0"
-	if logFile != "" {
-		// Level 20 dumps each command and response in hex.
-		logOpt = "file=" + logFile + ",level=20"
-	}
-	cmd := exec.Command("swtpm", "socket", "--tpm2",
-		"--tpmstate", "dir="+stateDir,
-		"--ctrl", "type=unixio,path="+sock,
-		"--log", logOpt)
-	cmd.Stdout, cmd.Stderr = stderr, stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		stop()
-		return "", nil, fmt.Errorf("starting swtpm: %w", err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	cleanup = append(cleanup, func() {
-		// SIGTERM first: with a kept TPMStateDir the next boot (or a
-		// TPMServer) reuses the state, so let swtpm finish writing it.
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(3 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
-	// Wait for the control socket.
-	for {
-		if _, err := os.Stat(sock); err == nil {
-			return sock, stop, nil
-		}
-		select {
-		case <-done:
-			stop()
-			return "", nil, errors.New("swtpm exited before creating its socket")
-		case <-ctx.Done():
-			stop()
-			return "", nil, fmt.Errorf("waiting for swtpm: %w", ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
 	}
 }
 
