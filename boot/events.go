@@ -8,7 +8,7 @@ import (
 	"github.com/mcinit/mcinit/decide"
 	"github.com/mcinit/mcinit/identity"
 	"github.com/mcinit/mcinit/measure"
-	"github.com/mcinit/mcinit/policy"
+	"github.com/mcinit/mcinit/signing"
 )
 
 // Facts are what a successful boot measures. /init gathers them one by
@@ -40,7 +40,7 @@ func (f Facts) Events() []measure.Event {
 
 // KeyIDs lists a key set's IDs and threshold as measured; a missing key
 // set measures as no keys and threshold 0.
-func KeyIDs(ks *policy.KeySet) (ids []string, threshold int) {
+func KeyIDs(ks *signing.KeySet) (ids []string, threshold int) {
 	if ks == nil {
 		return nil, 0
 	}

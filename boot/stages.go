@@ -17,9 +17,11 @@ import (
 	"github.com/mcinit/mcinit/handoff"
 	"github.com/mcinit/mcinit/identity"
 	"github.com/mcinit/mcinit/initramfs/layout"
+	"github.com/mcinit/mcinit/internal/boundedfile"
 	"github.com/mcinit/mcinit/measure"
 	"github.com/mcinit/mcinit/policy"
 	"github.com/mcinit/mcinit/rollback"
+	"github.com/mcinit/mcinit/signing"
 	"github.com/mcinit/mcinit/tpmdev"
 )
 
@@ -115,7 +117,7 @@ func LoadModules(env Env, con *Console, board *boards.Board, profile string) err
 // the verified policy or why there is none.
 type Policy struct {
 	Raw      []byte
-	Keys     *policy.KeySet
+	Keys     *signing.KeySet
 	Verified *policy.Verified
 	Err      error // why Verified is nil
 }
@@ -124,12 +126,12 @@ type Policy struct {
 // policy that does not verify is measured before the boot refuses, so a
 // verifier sees what was presented.
 func ReadPolicy(image fs.FS) *Policy {
-	raw, rerr := policy.ReadFile(image, layout.PolicyFile, policy.MaxPolicySize)
-	sig, serr := policy.ReadFile(image, layout.SigFile, policy.MaxSignatureFile)
+	raw, rerr := boundedfile.Read(image, layout.PolicyFile, policy.MaxPolicySize)
+	sig, serr := boundedfile.Read(image, layout.SigFile, signing.MaxSignatureFile)
 	p := &Policy{Raw: raw}
 	keys, kerr := fs.Sub(image, layout.KeysDir)
 	if kerr == nil {
-		p.Keys, kerr = policy.LoadKeySet(keys)
+		p.Keys, kerr = signing.LoadKeySet(keys)
 	}
 	switch {
 	case rerr != nil:
@@ -250,7 +252,7 @@ func ReadFloor(tpm *TPM, p *policy.Policy) (Floor, error) {
 
 // ReadGrants verifies the image's development grants; bad ones are
 // warnings, never refusals.
-func ReadGrants(image fs.FS, keys *policy.KeySet, con *Console) []*policy.Grant {
+func ReadGrants(image fs.FS, keys *signing.KeySet, con *Console) []*policy.Grant {
 	grants, problems := policy.VerifyGrantsFS(image, layout.GrantsDir, keys)
 	for _, p := range problems {
 		con.Warn("grant ignored: %v", p)

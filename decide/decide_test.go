@@ -14,7 +14,7 @@ import (
 
 const rootHash = "0000000000000000000000000000000000000000000000000000000000000000"
 
-// pol builds a verified policy; the signature layer is tested in policy/.
+// pol builds a verified policy; the signature layer is tested in signing/ and policy/.
 func pol(t testing.TB, extra, dev string) *policy.Verified {
 	t.Helper()
 	doc := `format = 1

@@ -29,6 +29,8 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+
+	"github.com/mcinit/mcinit/signing"
 )
 
 // Label is the GPT partition name /init looks for.
@@ -48,9 +50,9 @@ const (
 	// MaxName bounds an entry's name.
 	MaxName = 64
 	// MaxGrant and MaxSig bound the grant document and its signature
-	// file (the limits of policy.MaxGrantSize and policy.MaxSignatureFile).
+	// file (the limits of policy.MaxGrantSize and signing.MaxSignatureFile).
 	MaxGrant = 4 << 10
-	MaxSig   = 16 << 10
+	MaxSig   = signing.MaxSignatureFile
 	// DefaultPartSize is the partition size `mcinit image -grants` makes.
 	DefaultPartSize = MaxSize
 )

@@ -4,6 +4,8 @@ import (
 	"crypto"
 	"crypto/sha256"
 	"testing"
+
+	"github.com/mcinit/mcinit/signing"
 )
 
 // BenchmarkVerifyPolicy measures what /init pays to verify the sample
@@ -25,14 +27,14 @@ func BenchmarkVerifyPolicy(b *testing.B) {
 	})
 	for _, tc := range []struct {
 		name string
-		algs []Alg
+		algs []signing.Alg
 	}{
-		{"ed25519-1of1", []Alg{AlgEd25519}},
-		{"ecdsa-p256-1of1", []Alg{AlgECDSAP256}},
-		{"ed25519+ecdsa-2of2", []Alg{AlgEd25519, AlgECDSAP256}},
+		{"ed25519-1of1", []signing.Alg{signing.AlgEd25519}},
+		{"ecdsa-p256-1of1", []signing.Alg{signing.AlgECDSAP256}},
+		{"ed25519+ecdsa-2of2", []signing.Alg{signing.AlgEd25519, signing.AlgECDSAP256}},
 	} {
 		var signers []crypto.Signer
-		var pubs []*PublicKey
+		var pubs []*signing.PublicKey
 		for _, a := range tc.algs {
 			s, p := testSigner(b, a)
 			signers, pubs = append(signers, s), append(pubs, p)

@@ -8,6 +8,10 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/mcinit/mcinit/internal/boundedfile"
+	"github.com/mcinit/mcinit/internal/stricttoml"
+	"github.com/mcinit/mcinit/signing"
 )
 
 // Grant limits.
@@ -54,7 +58,7 @@ type Grant struct {
 // ParseGrant strictly parses a grant document (no signature check).
 func ParseGrant(data []byte) (*Grant, error) {
 	var g Grant
-	md, err := decodeStrict(data, &g, MaxGrantSize)
+	md, err := stricttoml.Decode(data, &g, MaxGrantSize)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +90,7 @@ func ParseGrant(data []byte) (*Grant, error) {
 
 // VerifyGrant checks a grant's detached signatures under ks (the same key
 // set and threshold as the policy), then parses it.
-func VerifyGrant(grantBytes, sigBytes []byte, ks *KeySet) (*Grant, error) {
+func VerifyGrant(grantBytes, sigBytes []byte, ks *signing.KeySet) (*Grant, error) {
 	if ks == nil {
 		return nil, errors.New("grant: no key set")
 	}
@@ -146,7 +150,7 @@ func (g *Grant) ValidAt(now time.Time) bool {
 // dir/*.toml.sig. Grants that fail are left out and reported in problems,
 // one error per file naming it; they never stop the boot (they can only
 // unlock development, never lock production).
-func VerifyGrantsFS(fsys fs.FS, dir string, ks *KeySet) (grants []*Grant, problems []error) {
+func VerifyGrantsFS(fsys fs.FS, dir string, ks *signing.KeySet) (grants []*Grant, problems []error) {
 	names, err := fs.Glob(fsys, path.Join(dir, "*.toml"))
 	if err != nil {
 		return nil, []error{fmt.Errorf("grants: %w", err)}
@@ -167,12 +171,12 @@ func VerifyGrantsFS(fsys fs.FS, dir string, ks *KeySet) (grants []*Grant, proble
 	return grants, problems
 }
 
-func verifyGrantFile(fsys fs.FS, name string, ks *KeySet) (*Grant, error) {
-	data, err := readBounded(fsys, name, MaxGrantSize)
+func verifyGrantFile(fsys fs.FS, name string, ks *signing.KeySet) (*Grant, error) {
+	data, err := boundedfile.Read(fsys, name, MaxGrantSize)
 	if err != nil {
 		return nil, err
 	}
-	sig, err := readBounded(fsys, name+".sig", MaxSignatureFile)
+	sig, err := boundedfile.Read(fsys, name+".sig", signing.MaxSignatureFile)
 	if err != nil {
 		return nil, err
 	}

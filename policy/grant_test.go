@@ -5,6 +5,8 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"github.com/mcinit/mcinit/signing"
 )
 
 const sampleGrant = `format = 1
@@ -67,8 +69,8 @@ func TestParseGrant(t *testing.T) {
 }
 
 func TestVerifyGrant(t *testing.T) {
-	a, ka := testSigner(t, AlgEd25519)
-	b, kb := testSigner(t, AlgECDSAP256)
+	a, ka := testSigner(t, signing.AlgEd25519)
+	b, kb := testSigner(t, signing.AlgECDSAP256)
 	ks := mustKeySet(t, 2, ka, kb)
 	doc := []byte(sampleGrant)
 	g, err := VerifyGrant(doc, signAll(t, doc, a, b), ks)

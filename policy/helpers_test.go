@@ -4,16 +4,18 @@ import (
 	"crypto"
 	"os"
 	"testing"
+
+	"github.com/mcinit/mcinit/signing"
 )
 
 // testSigner makes a fresh key of alg and its public half.
-func testSigner(t testing.TB, alg Alg) (crypto.Signer, *PublicKey) {
+func testSigner(t testing.TB, alg signing.Alg) (crypto.Signer, *signing.PublicKey) {
 	t.Helper()
-	priv, err := GenerateKey(alg)
+	priv, err := signing.GenerateKey(alg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := PublicKeyFrom(priv.Public())
+	pub, err := signing.PublicKeyFrom(priv.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,20 +25,20 @@ func testSigner(t testing.TB, alg Alg) (crypto.Signer, *PublicKey) {
 // signAll returns a signature file over msg by every signer, in order.
 func signAll(t testing.TB, msg []byte, signers ...crypto.Signer) []byte {
 	t.Helper()
-	var sigs []Signature
+	var sigs []signing.Signature
 	for _, s := range signers {
-		sig, err := Sign(s, msg)
+		sig, err := signing.Sign(s, msg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		sigs = append(sigs, sig)
 	}
-	return FormatSignatures(sigs)
+	return signing.FormatSignatures(sigs)
 }
 
-func mustKeySet(t testing.TB, k int, keys ...*PublicKey) *KeySet {
+func mustKeySet(t testing.TB, k int, keys ...*signing.PublicKey) *signing.KeySet {
 	t.Helper()
-	ks, err := NewKeySet(k, keys...)
+	ks, err := signing.NewKeySet(k, keys...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/mcinit/mcinit/decide"
 	"github.com/mcinit/mcinit/measure"
 	"github.com/mcinit/mcinit/policy"
+	"github.com/mcinit/mcinit/signing"
 )
 
 func readPCR(t *testing.T, tpm transport.TPM, pcr int) []byte {
@@ -134,25 +135,25 @@ func TestResettablePCRReplay(t *testing.T) {
 // TestResettablePCRSignedPolicy: a validly signed policy naming PCR 16 or 23
 // does not verify, so /init (which only uses VerifyPolicy) refuses it.
 func TestResettablePCRSignedPolicy(t *testing.T) {
-	priv, err := policy.GenerateKey(policy.AlgEd25519)
+	priv, err := signing.GenerateKey(signing.AlgEd25519)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := policy.PublicKeyFrom(priv.Public())
+	pub, err := signing.PublicKeyFrom(priv.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
-	ks, err := policy.NewKeySet(1, pub)
+	ks, err := signing.NewKeySet(1, pub)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, pcr := range []int{16, 23, 17} {
 		doc := []byte(fmt.Sprintf("format = 1\nversion = 1\nboards = [\"qemu-x86_64\"]\npcr = %d\n[[production.root]]\nroot_hash = %q\ndata_blocks = 1\n", pcr, strings.Repeat("0", 64)))
-		sig, err := policy.Sign(priv, doc)
+		sig, err := signing.Sign(priv, doc)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = policy.VerifyPolicy(doc, policy.FormatSignatures([]policy.Signature{sig}), ks)
+		_, err = policy.VerifyPolicy(doc, signing.FormatSignatures([]signing.Signature{sig}), ks)
 		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("field pcr: %d", pcr)) {
 			t.Errorf("pcr %d: VerifyPolicy: %v", pcr, err)
 		}

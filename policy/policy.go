@@ -1,6 +1,7 @@
 // Package policy holds mcinit's signed boot policy: its strictly parsed
-// format, the trusted key set, detached signatures with a k-of-n threshold,
-// and per-device development grants.
+// format and validation, the verified-policy type, and per-device
+// development grants. Keys, key sets and detached signatures are the
+// signing package's; policy only says what the signed bytes mean.
 package policy
 
 import (

@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+
+	"github.com/mcinit/mcinit/signing"
 )
 
 // Verified is a policy whose signatures met the key set's threshold.
@@ -18,7 +20,7 @@ type Verified struct {
 // checks the detached signatures over the exact bytes first, and only then
 // parses the policy. Errors say why: bad signature from key X, only 1 of 2
 // required distinct signatures, or the field that failed to parse.
-func VerifyPolicy(policyBytes, sigBytes []byte, ks *KeySet) (*Verified, error) {
+func VerifyPolicy(policyBytes, sigBytes []byte, ks *signing.KeySet) (*Verified, error) {
 	if ks == nil {
 		return nil, errors.New("policy: no key set")
 	}

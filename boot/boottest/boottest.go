@@ -27,6 +27,7 @@ import (
 	"github.com/mcinit/mcinit/initramfs/layout"
 	"github.com/mcinit/mcinit/policy"
 	"github.com/mcinit/mcinit/rootfs"
+	"github.com/mcinit/mcinit/signing"
 )
 
 // Image is an initramfs: the shipped board files, one trusted Ed25519
@@ -40,11 +41,11 @@ type Image struct {
 // and, when policyTOML is not empty, that policy signed by the key.
 func NewImage(t testing.TB, policyTOML string) *Image {
 	t.Helper()
-	k, err := policy.GenerateKey(policy.AlgEd25519)
+	k, err := signing.GenerateKey(signing.AlgEd25519)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := policy.PublicKeyFrom(k.Public())
+	pub, err := signing.PublicKeyFrom(k.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,12 +76,12 @@ func NewImage(t testing.TB, policyTOML string) *Image {
 // Sign puts doc at name and its signature by the image's key at name.sig.
 func (im *Image) Sign(t testing.TB, name string, doc []byte) {
 	t.Helper()
-	sig, err := policy.Sign(im.Key, doc)
+	sig, err := signing.Sign(im.Key, doc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	im.FS[name] = &fstest.MapFile{Data: doc, Mode: 0o644}
-	im.FS[name+".sig"] = &fstest.MapFile{Data: policy.FormatSignatures([]policy.Signature{sig}), Mode: 0o644}
+	im.FS[name+".sig"] = &fstest.MapFile{Data: signing.FormatSignatures([]signing.Signature{sig}), Mode: 0o644}
 }
 
 // Disk is one fake root image: its data and hash partitions, named by the

@@ -25,6 +25,7 @@ import (
 	"github.com/mcinit/mcinit/dmverity"
 	"github.com/mcinit/mcinit/handoff"
 	"github.com/mcinit/mcinit/identity"
+	"github.com/mcinit/mcinit/internal/boundedfile"
 	"github.com/mcinit/mcinit/kmodules"
 	"github.com/mcinit/mcinit/mkfs"
 	"github.com/mcinit/mcinit/policy"
@@ -44,7 +45,7 @@ func (e *Env) Image() fs.FS { return os.DirFS("/") }
 
 // Cmdline reads /proc/cmdline, bounded.
 func (e *Env) Cmdline() (string, error) {
-	b, err := policy.ReadPath("/proc/cmdline", cmdline.MaxSize)
+	b, err := boundedfile.ReadPath("/proc/cmdline", cmdline.MaxSize)
 	return string(b), err
 }
 

@@ -15,7 +15,7 @@ import (
 	"github.com/mcinit/mcinit/decide"
 	"github.com/mcinit/mcinit/identity"
 	"github.com/mcinit/mcinit/measure"
-	"github.com/mcinit/mcinit/policy"
+	"github.com/mcinit/mcinit/signing"
 	"github.com/mcinit/mcinit/tpmdev/swtpm"
 )
 
@@ -37,11 +37,11 @@ allow_boards = ["qemu-x86_64"]
 // signedPolicy writes a policy, its signature and a one-key key set.
 func signedPolicy(t *testing.T, dir string) (polFile, keysDir string) {
 	t.Helper()
-	k, err := policy.GenerateKey(policy.AlgEd25519)
+	k, err := signing.GenerateKey(signing.AlgEd25519)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := policy.PublicKeyFrom(k.Public())
+	pub, err := signing.PublicKeyFrom(k.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,11 +52,11 @@ func signedPolicy(t *testing.T, dir string) (polFile, keysDir string) {
 	os.WriteFile(filepath.Join(keysDir, "keyset.toml"), []byte("threshold = 1\n"), 0o644)
 	polFile = filepath.Join(dir, "policy.toml")
 	os.WriteFile(polFile, []byte(testPolicyTOML), 0o644)
-	sig, err := policy.Sign(k, []byte(testPolicyTOML))
+	sig, err := signing.Sign(k, []byte(testPolicyTOML))
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(polFile+".sig", policy.FormatSignatures([]policy.Signature{sig}), 0o644)
+	os.WriteFile(polFile+".sig", signing.FormatSignatures([]signing.Signature{sig}), 0o644)
 	return polFile, keysDir
 }
 
@@ -109,7 +109,7 @@ func TestAttestVerbs(t *testing.T) {
 	}
 
 	raw, _ := os.ReadFile(polFile)
-	ks, _ := policy.LoadKeySetDir(keysDir)
+	ks, _ := signing.LoadKeySetDir(keysDir)
 	for _, prof := range []decide.Profile{decide.Production, decide.Development} {
 		sw.Restart()
 		// What /init does.

@@ -10,7 +10,7 @@ import (
 
 	"github.com/mcinit/mcinit/cmdline"
 	"github.com/mcinit/mcinit/decide"
-	"github.com/mcinit/mcinit/policy"
+	"github.com/mcinit/mcinit/signing"
 )
 
 func init() {
@@ -84,7 +84,7 @@ func runDecide(args []string) error {
 	}
 	in.Cmdline = cl
 
-	ks, err := policy.LoadKeySetDir(*keys)
+	ks, err := signing.LoadKeySetDir(*keys)
 	if err != nil {
 		return err
 	}

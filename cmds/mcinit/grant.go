@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/mcinit/mcinit/policy"
+	"github.com/mcinit/mcinit/signing"
 )
 
 func init() {
@@ -92,7 +93,7 @@ func runGrantVerify(args []string) error {
 	if fs.NArg() != 1 || *keys == "" {
 		return usagef("usage: mcinit grant verify -keys DIR [-sig FILE] G.toml")
 	}
-	ks, err := policy.LoadKeySetDir(*keys)
+	ks, err := signing.LoadKeySetDir(*keys)
 	if err != nil {
 		return err
 	}
@@ -104,7 +105,7 @@ func runGrantVerify(args []string) error {
 	return nil
 }
 
-func polVerifyGrant(doc, sigFile string, ks *policy.KeySet) (*policy.Grant, error) {
+func polVerifyGrant(doc, sigFile string, ks *signing.KeySet) (*policy.Grant, error) {
 	if sigFile == "" {
 		sigFile = doc + ".sig"
 	}
@@ -112,7 +113,7 @@ func polVerifyGrant(doc, sigFile string, ks *policy.KeySet) (*policy.Grant, erro
 	if err != nil {
 		return nil, err
 	}
-	sig, err := polReadFile(sigFile, policy.MaxSignatureFile)
+	sig, err := polReadFile(sigFile, signing.MaxSignatureFile)
 	if err != nil {
 		return nil, err
 	}

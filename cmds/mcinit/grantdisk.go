@@ -11,6 +11,7 @@ import (
 
 	"github.com/mcinit/mcinit/grantpart"
 	"github.com/mcinit/mcinit/policy"
+	"github.com/mcinit/mcinit/signing"
 )
 
 const grantDiskUsage = `usage: mcinit grant write -disk IMG|DEV [-keys DIR] [G.toml ...]
@@ -24,14 +25,14 @@ list prints the grants on the disk, and with -keys whether each verifies.`
 
 // grantEntries reads grant files and their signatures into container
 // entries, checking each parses (and verifies, with ks).
-func grantEntries(files []string, ks *policy.KeySet) ([]grantpart.Entry, error) {
+func grantEntries(files []string, ks *signing.KeySet) ([]grantpart.Entry, error) {
 	var es []grantpart.Entry
 	for _, f := range files {
 		doc, err := polReadFile(f, policy.MaxGrantSize)
 		if err != nil {
 			return nil, err
 		}
-		sig, err := polReadFile(f+".sig", policy.MaxSignatureFile)
+		sig, err := polReadFile(f+".sig", signing.MaxSignatureFile)
 		if err != nil {
 			return nil, err
 		}
@@ -71,10 +72,10 @@ func runGrantWrite(args []string) error {
 	if *disk == "" {
 		return usagef("grant write: -disk is required")
 	}
-	var ks *policy.KeySet
+	var ks *signing.KeySet
 	if *keys != "" {
 		var err error
-		if ks, err = policy.LoadKeySetDir(*keys); err != nil {
+		if ks, err = signing.LoadKeySetDir(*keys); err != nil {
 			return err
 		}
 	}
@@ -105,10 +106,10 @@ func runGrantList(args []string) error {
 	if *disk == "" || fs.NArg() != 0 {
 		return usagef("usage: mcinit grant list -disk IMG [-keys DIR]")
 	}
-	var ks *policy.KeySet
+	var ks *signing.KeySet
 	if *keys != "" {
 		var err error
-		if ks, err = policy.LoadKeySetDir(*keys); err != nil {
+		if ks, err = signing.LoadKeySetDir(*keys); err != nil {
 			return err
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/mcinit/mcinit/initramfs"
 	"github.com/mcinit/mcinit/kmodules"
 	"github.com/mcinit/mcinit/policy"
+	"github.com/mcinit/mcinit/signing"
 )
 
 func init() {
@@ -54,7 +55,7 @@ func runInitramfs(args []string) error {
 	if err != nil {
 		return err
 	}
-	ks, err := policy.LoadKeySetDir(*keysDir)
+	ks, err := signing.LoadKeySetDir(*keysDir)
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/mcinit/mcinit/policy"
+	"github.com/mcinit/mcinit/signing"
 )
 
 func init() {
@@ -15,7 +15,7 @@ func init() {
 
 func runKeygen(args []string) error {
 	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
-	typ := fs.String("type", string(policy.AlgEd25519), "key type: ed25519 or ecdsa-p256")
+	typ := fs.String("type", string(signing.AlgEd25519), "key type: ed25519 or ecdsa-p256")
 	out := fs.String("out", "", "write NAME.key (private, mode 0600) and NAME.pub (public)")
 	id := fs.String("id", "", "only print the key ID of this PEM public key (e.g. one made by openssl)")
 	fs.Usage = func() {
@@ -39,15 +39,15 @@ func runKeygen(args []string) error {
 	if *out == "" {
 		return usagef("-out NAME is required")
 	}
-	priv, err := policy.GenerateKey(policy.Alg(*typ))
+	priv, err := signing.GenerateKey(signing.Alg(*typ))
 	if err != nil {
 		return usagef("-type: %v", err)
 	}
-	pub, err := policy.PublicKeyFrom(priv.Public())
+	pub, err := signing.PublicKeyFrom(priv.Public())
 	if err != nil {
 		return err
 	}
-	privPEM, err := policy.MarshalPrivateKeyPEM(priv)
+	privPEM, err := signing.MarshalPrivateKeyPEM(priv)
 	if err != nil {
 		return err
 	}

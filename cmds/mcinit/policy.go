@@ -9,7 +9,9 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+	"github.com/mcinit/mcinit/internal/boundedfile"
 	"github.com/mcinit/mcinit/policy"
+	"github.com/mcinit/mcinit/signing"
 )
 
 func init() {
@@ -70,17 +72,17 @@ func polSignCmd(name string, args []string, check func([]byte) error, limit int6
 	if err := check(msg); err != nil {
 		return fmt.Errorf("%s: %w", doc, err)
 	}
-	var sig policy.Signature
+	var sig signing.Signature
 	if *keyFile != "" {
 		kb, err := polReadFile(*keyFile, 16<<10)
 		if err != nil {
 			return err
 		}
-		priv, err := policy.ParsePrivateKeyPEM(kb)
+		priv, err := signing.ParsePrivateKeyPEM(kb)
 		if err != nil {
 			return fmt.Errorf("%s: %w", *keyFile, err)
 		}
-		if sig, err = policy.Sign(priv, msg); err != nil {
+		if sig, err = signing.Sign(priv, msg); err != nil {
 			return fmt.Errorf("%s: %w", *keyFile, err)
 		}
 	} else {
@@ -92,7 +94,7 @@ func polSignCmd(name string, args []string, check func([]byte) error, limit int6
 		if err != nil {
 			return err
 		}
-		if sig, err = policy.SignatureFromRaw(pub, msg, rs); err != nil {
+		if sig, err = signing.SignatureFromRaw(pub, msg, rs); err != nil {
 			return rejected(fmt.Errorf("%s: %w", *raw, err))
 		}
 	}
@@ -109,15 +111,15 @@ func polSignCmd(name string, args []string, check func([]byte) error, limit int6
 
 // polAppendSignature adds a line to a signature file, replacing the file
 // atomically; the existing content must parse and must not hold this key.
-func polAppendSignature(name string, s policy.Signature) error {
-	var sigs []policy.Signature
-	old, err := polReadFile(name, policy.MaxSignatureFile)
+func polAppendSignature(name string, s signing.Signature) error {
+	var sigs []signing.Signature
+	old, err := polReadFile(name, signing.MaxSignatureFile)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
 		return err
 	default:
-		if sigs, err = policy.ParseSignatures(old); err != nil {
+		if sigs, err = signing.ParseSignatures(old); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
@@ -126,7 +128,7 @@ func polAppendSignature(name string, s policy.Signature) error {
 			return fmt.Errorf("%s: already signed by key %s", name, s.KeyID)
 		}
 	}
-	data := policy.FormatSignatures(append(sigs, s))
+	data := signing.FormatSignatures(append(sigs, s))
 	return writeFileAtomic(name, data)
 }
 
@@ -158,7 +160,7 @@ func polVerify(doc, sigFile, keysDir string) (*policy.Verified, error) {
 	if sigFile == "" {
 		sigFile = doc + ".sig"
 	}
-	ks, err := policy.LoadKeySetDir(keysDir)
+	ks, err := signing.LoadKeySetDir(keysDir)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +168,7 @@ func polVerify(doc, sigFile, keysDir string) (*policy.Verified, error) {
 	if err != nil {
 		return nil, err
 	}
-	sig, err := polReadFile(sigFile, policy.MaxSignatureFile)
+	sig, err := polReadFile(sigFile, signing.MaxSignatureFile)
 	if err != nil {
 		return nil, err
 	}
@@ -209,14 +211,14 @@ func runPolicyShow(args []string) error {
 }
 
 // polReadFile reads a bounded regular file; errors name it.
-func polReadFile(name string, limit int64) ([]byte, error) { return policy.ReadPath(name, limit) }
+func polReadFile(name string, limit int64) ([]byte, error) { return boundedfile.ReadPath(name, limit) }
 
-func polReadPublicKey(name string) (*policy.PublicKey, error) {
+func polReadPublicKey(name string) (*signing.PublicKey, error) {
 	b, err := polReadFile(name, 16<<10)
 	if err != nil {
 		return nil, err
 	}
-	k, err := policy.ParsePublicKeyPEM(b)
+	k, err := signing.ParsePublicKeyPEM(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}

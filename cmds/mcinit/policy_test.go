@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mcinit/mcinit/policy"
+	"github.com/mcinit/mcinit/signing"
 )
 
 // TestPolicyVerbs drives keygen, policy, grant and decide in-process and
@@ -139,16 +139,16 @@ func TestPolicyResettablePCR(t *testing.T) {
 		}
 		// Signed anyway, behind the verb's back: verify must still refuse.
 		kb, _ := os.ReadFile(in("a.key"))
-		priv, err := policy.ParsePrivateKeyPEM(kb)
+		priv, err := signing.ParsePrivateKeyPEM(kb)
 		if err != nil {
 			t.Fatal(err)
 		}
 		doc, _ := os.ReadFile(pol)
-		sig, err := policy.Sign(priv, doc)
+		sig, err := signing.Sign(priv, doc)
 		if err != nil {
 			t.Fatal(err)
 		}
-		os.WriteFile(pol+".sig", policy.FormatSignatures([]policy.Signature{sig}), 0o644)
+		os.WriteFile(pol+".sig", signing.FormatSignatures([]signing.Signature{sig}), 0o644)
 		if c := code("policy", "verify", "-keys", keys, pol); c != exitRejected {
 			t.Errorf("policy verify with pcr %s: exit %d, want %d", pcr, c, exitRejected)
 		}
@@ -174,7 +174,7 @@ func TestDecideGenericBoard(t *testing.T) {
 	os.WriteFile(filepath.Join(keys, "a.pem"), pub, 0o644)
 	os.WriteFile(filepath.Join(keys, "keyset.toml"), []byte("threshold = 1\n"), 0o644)
 	kb, _ := os.ReadFile(in("a.key"))
-	priv, err := policy.ParsePrivateKeyPEM(kb)
+	priv, err := signing.ParsePrivateKeyPEM(kb)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,11 +182,11 @@ func TestDecideGenericBoard(t *testing.T) {
 		p := in(name)
 		doc := []byte("format = 1\nversion = 1\n" + head + "\n[[production.root]]\nroot_hash = \"" + strings.Repeat("0", 64) + "\"\ndata_blocks = 1\n")
 		os.WriteFile(p, doc, 0o644)
-		sig, err := policy.Sign(priv, doc)
+		sig, err := signing.Sign(priv, doc)
 		if err != nil {
 			t.Fatal(err)
 		}
-		os.WriteFile(p+".sig", policy.FormatSignatures([]policy.Signature{sig}), 0o644)
+		os.WriteFile(p+".sig", signing.FormatSignatures([]signing.Signature{sig}), 0o644)
 		return p
 	}
 	for _, tc := range []struct {

@@ -18,6 +18,7 @@ import (
 	"github.com/mcinit/mcinit/identity"
 	"github.com/mcinit/mcinit/measure"
 	"github.com/mcinit/mcinit/policy"
+	"github.com/mcinit/mcinit/signing"
 )
 
 func init() {
@@ -138,7 +139,7 @@ func runPredict(args []string) error {
 	if err != nil {
 		return err
 	}
-	ks, err := policy.LoadKeySetDir(*keysDir)
+	ks, err := signing.LoadKeySetDir(*keysDir)
 	if err != nil {
 		return err
 	}

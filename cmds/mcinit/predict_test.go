@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/mcinit/mcinit/identity"
-	"github.com/mcinit/mcinit/policy"
+	"github.com/mcinit/mcinit/signing"
 )
 
 const predictPolicyTOML = `format = 1
@@ -29,11 +29,11 @@ allow_devices = [{ board = "qemu-x86_64", device_id = "8a1c2f0e-uuid" }]
 // that dir/keys trusts (threshold 1).
 func signPolicyText(t *testing.T, dir, text string) (polFile, keysDir string) {
 	t.Helper()
-	k, err := policy.GenerateKey(policy.AlgEd25519)
+	k, err := signing.GenerateKey(signing.AlgEd25519)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, _ := policy.PublicKeyFrom(k.Public())
+	pub, _ := signing.PublicKeyFrom(k.Public())
 	pemb, _ := pub.MarshalPEM()
 	keysDir = filepath.Join(dir, "keys")
 	os.MkdirAll(keysDir, 0o755)
@@ -41,11 +41,11 @@ func signPolicyText(t *testing.T, dir, text string) (polFile, keysDir string) {
 	os.WriteFile(filepath.Join(keysDir, "keyset.toml"), []byte("threshold = 1\n"), 0o644)
 	polFile = filepath.Join(dir, "policy.toml")
 	os.WriteFile(polFile, []byte(text), 0o644)
-	sig, err := policy.Sign(k, []byte(text))
+	sig, err := signing.Sign(k, []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(polFile+".sig", policy.FormatSignatures([]policy.Signature{sig}), 0o644)
+	os.WriteFile(polFile+".sig", signing.FormatSignatures([]signing.Signature{sig}), 0o644)
 	return polFile, keysDir
 }
 

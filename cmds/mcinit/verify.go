@@ -13,6 +13,7 @@ import (
 
 	"github.com/mcinit/mcinit/attest"
 	"github.com/mcinit/mcinit/policy"
+	"github.com/mcinit/mcinit/signing"
 )
 
 func init() {
@@ -74,9 +75,9 @@ func runVerify(args []string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", *akFile, err)
 	}
-	var ks *policy.KeySet
+	var ks *signing.KeySet
 	if *keysDir != "" {
-		if ks, err = policy.LoadKeySetDir(*keysDir); err != nil {
+		if ks, err = signing.LoadKeySetDir(*keysDir); err != nil {
 			return err
 		}
 	}
@@ -140,7 +141,7 @@ func runVerify(args []string) error {
 	return rejected(verr)
 }
 
-func knownPolicy(path string, ks *policy.KeySet) (attest.KnownPolicy, error) {
+func knownPolicy(path string, ks *signing.KeySet) (attest.KnownPolicy, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return attest.KnownPolicy{}, err

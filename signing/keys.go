@@ -1,4 +1,8 @@
-package policy
+// Package signing owns mcinit's keys and detached signatures: trusted key
+// sets with their k-of-n threshold, canonical key IDs, the signature file
+// format and its threshold verification, and key generation and private-key
+// files. It knows nothing of what is signed (policies, grants).
+package signing
 
 import (
 	"crypto"
@@ -11,11 +15,14 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/mcinit/mcinit/internal/boundedfile"
+	"github.com/mcinit/mcinit/internal/stricttoml"
 )
 
 // Alg names a signature algorithm in a signature file.
@@ -38,6 +45,8 @@ const (
 	maxKeySetToml  = 4 << 10
 	keyIDHexLength = 2 * sha256.Size
 )
+
+var lowerHexRE = regexp.MustCompile(`^[0-9a-f]*$`)
 
 // PublicKey is one trusted verification key.
 type PublicKey struct {
@@ -194,12 +203,12 @@ type keySetFile struct {
 // trusted public key, and keyset.toml holds `threshold = k`. Files other
 // than *.pem and keyset.toml (README.md, ...) are ignored.
 func LoadKeySet(fsys fs.FS) (*KeySet, error) {
-	raw, err := readBounded(fsys, KeySetFile, maxKeySetToml)
+	raw, err := boundedfile.Read(fsys, KeySetFile, maxKeySetToml)
 	if err != nil {
 		return nil, fmt.Errorf("key set: %w (a key directory holds the trusted public keys as *.pem files and %s with `threshold = N`)%s", err, KeySetFile, skippedNote(fsys))
 	}
 	var kf keySetFile
-	md, err := decodeStrict(raw, &kf, maxKeySetToml)
+	md, err := stricttoml.Decode(raw, &kf, maxKeySetToml)
 	if err != nil {
 		return nil, fmt.Errorf("key set: %s: %w", KeySetFile, err)
 	}
@@ -215,7 +224,7 @@ func LoadKeySet(fsys fs.FS) (*KeySet, error) {
 	}
 	keys := make([]*PublicKey, 0, len(names))
 	for _, n := range names {
-		data, err := readBounded(fsys, n, maxKeyFile)
+		data, err := boundedfile.Read(fsys, n, maxKeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("key set: %w", err)
 		}
@@ -266,50 +275,4 @@ func LoadKeySetDir(dir string) (*KeySet, error) {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
 	return ks, nil
-}
-
-// readBounded reads a regular file from fsys, refusing files over limit.
-func readBounded(fsys fs.FS, name string, limit int64) ([]byte, error) {
-	f, err := fsys.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return readOpen(f, name, limit)
-}
-
-// readOpen reads an open file, which must be regular and at most limit
-// bytes; errors name it.
-func readOpen(f fs.File, name string, limit int64) ([]byte, error) {
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", name)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s: more than the limit of %d bytes", name, limit)
-	}
-	return data, nil
-}
-
-// ReadPath is ReadFile for a host path (the CLI's arguments).
-func ReadPath(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return readOpen(f, path, limit)
-}
-
-// ReadFile reads one bounded regular file from fsys (policies, signatures,
-// grants); limit is in bytes.
-func ReadFile(fsys fs.FS, name string, limit int64) ([]byte, error) {
-	return readBounded(fsys, name, limit)
 }

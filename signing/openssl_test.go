@@ -1,4 +1,4 @@
-package policy
+package signing
 
 import (
 	"bytes"
@@ -46,7 +46,7 @@ func TestOpenSSLInterop(t *testing.T) {
 		t.Fatal("openssl is required (run make deps): ", err)
 	}
 	dir := t.TempDir()
-	msg := readTestdata(t, "sample-policy.toml")
+	msg := testMsg
 	write(t, filepath.Join(dir, "policy.toml"), msg)
 
 	// Ed25519: genpkey, pkey -pubout, pkeyutl -sign -rawin.
@@ -80,7 +80,7 @@ func TestOpenSSLInterop(t *testing.T) {
 	}
 
 	ks := mustKeySet(t, 2, edPub, ecPub)
-	v, err := VerifyPolicy(msg, FormatSignatures([]Signature{edSig, ecSig}), ks)
+	v, err := ks.Verify(msg, FormatSignatures([]Signature{edSig, ecSig}))
 	if err != nil {
 		t.Fatal(err)
 	}

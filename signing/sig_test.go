@@ -1,4 +1,4 @@
-package policy
+package signing
 
 import (
 	"bytes"
@@ -121,109 +121,6 @@ func TestParseSignaturesStrict(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestVerifyThreshold(t *testing.T) {
-	msg := []byte(minimal)
-	a, ka := testSigner(t, AlgEd25519)
-	b, kb := testSigner(t, AlgECDSAP256)
-	c, kc := testSigner(t, AlgEd25519)
-	x, kx := testSigner(t, AlgEd25519) // not trusted
-	ks := mustKeySet(t, 2, ka, kb, kc)
-
-	for _, tc := range []struct {
-		name    string
-		sig     []byte
-		want    string // "" = success
-		signers int
-		unknown int
-	}{
-		{"two distinct", signAll(t, msg, a, b), "", 2, 0},
-		{"three distinct", signAll(t, msg, a, b, c), "", 3, 0},
-		{"one", signAll(t, msg, a), "only 1 of 2 required distinct signatures (signed by " + ka.ID + ")", 0, 0},
-		{"same key twice counts once", signAll(t, msg, a, a), "only 1 of 2", 0, 0},
-		{"ecdsa twice counts once", signAll(t, msg, b, b), "only 1 of 2", 0, 0},
-		{"unknown ignored, reported", signAll(t, msg, a, x), "ignored 1 signature(s) by unknown key(s) " + kx.ID, 0, 0},
-		{"unknown ignored, enough", signAll(t, msg, x, a, c), "", 2, 1},
-		{"bad sig from known key", append(signAll(t, msg, a, b), signAll(t, []byte("other"), c)...), "bad signature from key " + kc.ID, 0, 0},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			v, err := VerifyPolicy(msg, tc.sig, ks)
-			if tc.want != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.want) {
-					t.Fatalf("got %v, want %q", err, tc.want)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(v.SignedBy) != tc.signers || len(v.Unknown) != tc.unknown {
-				t.Errorf("signed by %v, unknown %v", v.SignedBy, v.Unknown)
-			}
-		})
-	}
-
-	// A line claiming the wrong algorithm for a trusted key.
-	s, _ := Sign(a, msg)
-	s.Alg = AlgECDSAP256
-	s.Sig = s.Sig[:60]
-	if _, err := ks.Verify(msg, FormatSignatures([]Signature{s})); err == nil || !strings.Contains(err.Error(), "is ed25519, the line says ecdsa-p256") {
-		t.Errorf("alg mismatch: %v", err)
-	}
-	// Signature checked first, then the fields.
-	bad := []byte("format = 9\n")
-	if _, err := VerifyPolicy(bad, signAll(t, bad, a, b), ks); err == nil || !strings.Contains(err.Error(), "policy: field format") {
-		t.Errorf("parse after verify: %v", err)
-	}
-	if _, err := VerifyPolicy(bad, signAll(t, bad, a, b), nil); err == nil {
-		t.Error("nil key set accepted")
-	}
-}
-
-// TestTamperEveryByte changes every byte of a signed policy and of its
-// signature file (two keys of each algorithm, threshold 2) in several ways;
-// every change must be rejected.
-func TestTamperEveryByte(t *testing.T) {
-	msg := []byte(minimal)
-	a, ka := testSigner(t, AlgEd25519)
-	b, kb := testSigner(t, AlgECDSAP256)
-	ks := mustKeySet(t, 2, ka, kb)
-	sig := signAll(t, msg, a, b)
-	if _, err := VerifyPolicy(msg, sig, ks); err != nil {
-		t.Fatal(err)
-	}
-	variants := func(c byte) []byte {
-		out := []byte{c ^ 0x01, c ^ 0x80, c ^ 0x20, ' ', '\n', '0', 'a', 'A', '=', 0, 0xff}
-		return out
-	}
-	n := 0
-	for _, target := range []string{"policy", "signature"} {
-		src := msg
-		if target == "signature" {
-			src = sig
-		}
-		for i := range src {
-			for _, v := range variants(src[i]) {
-				if v == src[i] {
-					continue
-				}
-				m := append([]byte(nil), src...)
-				m[i] = v
-				p, s := msg, sig
-				if target == "policy" {
-					p = m
-				} else {
-					s = m
-				}
-				n++
-				if _, err := VerifyPolicy(p, s, ks); err == nil {
-					t.Errorf("%s byte %d changed %#02x -> %#02x: accepted", target, i, src[i], v)
-				}
-			}
-		}
-	}
-	t.Logf("%d tampered variants of %d+%d bytes, all rejected", n, len(msg), len(sig))
 }
 
 // TestKeySetDuplicateEncoding: one Ed25519 key written twice, once with an
