@@ -70,11 +70,16 @@ type Verdict struct {
 	IdentitySHA256 string `json:"identity_sha256"`
 	// BoardCommit and BoardProfile are the nixos-hardware commit and
 	// profile the board was imported from; empty for a hand-written board.
-	BoardCommit   string   `json:"board_nixos_hardware_commit,omitempty"`
-	BoardProfile  string   `json:"board_nixos_hardware_profile,omitempty"`
-	Profile       string   `json:"profile"`
-	Request       string   `json:"request"`
-	Reason        string   `json:"reason"`
+	BoardCommit  string `json:"board_nixos_hardware_commit,omitempty"`
+	BoardProfile string `json:"board_nixos_hardware_profile,omitempty"`
+	Profile      string `json:"profile"`
+	Request      string `json:"request"`
+	Reason       string `json:"reason"`
+	// GrantSHA256 and GrantSource name the grant that unlocked
+	// development (reason dev-allowed-grant): the SHA-256 of its document
+	// and where /init read it, "initramfs" or "partition".
+	GrantSHA256   string   `json:"grant_sha256,omitempty"`
+	GrantSource   string   `json:"grant_source,omitempty"`
 	PolicyVersion uint64   `json:"policy_version"`
 	PolicyDigest  string   `json:"policy_digest"`
 	Root          string   `json:"root"`
@@ -526,6 +531,10 @@ func preSeparator(lg *measure.Log, pcr int) ([]measure.Event, int, error) {
 		if ev.Tag == measure.TagFailure {
 			return nil, 0, fmt.Errorf("record %d: boot refused: %s", i+1, strings.TrimSpace(string(ev.Data)))
 		}
+		if ev.Tag == measure.TagGrant {
+			// Only where OrderFor(true) has it: right after the decision.
+			want = measure.OrderFor(true)
+		}
 		if len(evs) >= len(want) || ev.Tag != want[len(evs)] {
 			return nil, 0, fmt.Errorf("record %d: %s event where %s was expected", i+1, ev.Tag, want[min(len(evs), len(want)-1)])
 		}
@@ -589,6 +598,16 @@ func (v *Verdict) interpret(evs []measure.Event, known []KnownPolicy, pcr int) {
 	err = nil
 	if !ok {
 		err = fmt.Errorf("decision %q is not one /init can produce", byTag[measure.TagDecision].Data)
+	}
+	grantEv, haveGrant := byTag[measure.TagGrant]
+	switch {
+	case err != nil:
+	case d.Reason == decide.ReasonDevGrant && !haveGrant:
+		err = errors.New("development by a grant, and no grant event names it")
+	case d.Reason != decide.ReasonDevGrant && haveGrant:
+		err = fmt.Errorf("a grant event with decision reason %s", d.Reason)
+	case haveGrant:
+		v.GrantSHA256, v.GrantSource, err = measure.GrantFields(grantEv.Data)
 	}
 	if v.check("decision", err, "exactly one decision, before the separator") {
 		v.Request, v.Profile, v.Reason = string(d.Request), string(d.Profile), string(d.Reason)

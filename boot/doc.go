@@ -9,8 +9,9 @@
 // The stages, in boot order:
 //
 //	ReadCmdline → Identify → MatchBoard → LoadModules → ReadPolicy →
-//	OpenMeasurement (policy and key-set events) → ReadFloor → ReadGrants →
-//	board event → Decide → decision event → SetupRoot → root event →
+//	OpenMeasurement (policy and key-set events) → ReadFloor → ReadGrants
+//	(and ReadDiskGrants, for a development request) → board event →
+//	Decide → decision event (and grant event) → SetupRoot → root event →
 //	FindInit → SettleFloor → separator event → WriteHandoff → LockModules →
 //	switch_root
 //

@@ -55,6 +55,9 @@ type Env interface {
 type Disks interface {
 	// Partitions lists the GPT partitions visible now.
 	Partitions() ([]rootfs.BlockPartition, error)
+	// ReadPartition reads up to limit bytes from the start of p (the raw
+	// grants partition: no filesystem is mounted for it).
+	ReadPartition(p rootfs.BlockPartition, limit int) ([]byte, error)
 	// OpenVerity maps a dm-verity device and returns its path.
 	OpenVerity(name, dataDev, hashDev string, want dmverity.Expected, onCorruption dmverity.OnCorruption) (string, error)
 	// MountReadOnly mounts dev on target read-only and returns its fstype.

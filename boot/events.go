@@ -23,19 +23,24 @@ type Facts struct {
 	BoardSource measure.BoardSource
 	Identity    identity.Identity
 	Decision    decide.Facts
-	Root        measure.Root
+	// Grant is the grant that unlocked development; measured only when
+	// the decision's reason is dev-allowed-grant.
+	Grant GrantRef
+	Root  measure.Root
 }
 
-// Events returns the events of a successful boot, in measure.Order.
+// Events returns the events of a successful boot, in measure.OrderFor.
 func (f Facts) Events() []measure.Event {
-	return []measure.Event{
+	evs := []measure.Event{
 		measure.PolicyEvent(f.PolicyRaw),
 		measure.KeySetEvent(f.KeyIDs, f.Threshold),
 		boardEvent(f.Board, f.BoardSource, f.Identity),
 		DecisionEvent(f.Decision),
-		measure.RootEvent(f.Root),
-		measure.SeparatorEvent(),
 	}
+	if f.Decision.Reason == decide.ReasonDevGrant {
+		evs = append(evs, GrantEvent(f.Grant))
+	}
+	return append(evs, measure.RootEvent(f.Root), measure.SeparatorEvent())
 }
 
 // KeyIDs lists a key set's IDs and threshold as measured; a missing key
@@ -89,18 +94,20 @@ type Measurer struct {
 	tpm      bool // rec extends into a TPM
 	required bool
 	extended bool // an event reached the TPM
-	next     int  // index in measure.Order of the next event
+	next     int  // index in measure.OrderFor(grant) of the next event
+	grant    bool // a grant event was recorded
 	con      *Console
 }
 
 // Record extends ev. It returns a refusal cause when the boot must stop.
 func (m *Measurer) Record(ev measure.Event) error {
-	order := measure.Order()
+	order := measure.OrderFor(m.grant || ev.Tag == measure.TagGrant)
 	if m.next >= len(order) || ev.Tag != order[m.next] {
 		// A programming error: never measure out of order.
 		return fmt.Errorf("measuring %s out of order", ev.Tag)
 	}
 	m.next++
+	m.grant = m.grant || ev.Tag == measure.TagGrant
 	if err := m.rec.Record(ev); err != nil {
 		if m.required || m.extended {
 			return fmt.Errorf("measuring %s: %v", ev.Tag, err)

@@ -250,16 +250,6 @@ func ReadFloor(tpm *TPM, p *policy.Policy) (Floor, error) {
 	return f, nil
 }
 
-// ReadGrants verifies the image's development grants; bad ones are
-// warnings, never refusals.
-func ReadGrants(image fs.FS, keys *signing.KeySet, con *Console) []*policy.Grant {
-	grants, problems := policy.VerifyGrantsFS(image, layout.GrantsDir, keys)
-	for _, p := range problems {
-		con.Warn("grant ignored: %v", p)
-	}
-	return grants
-}
-
 // MeasureBoard measures the matched board and the identity.
 func MeasureBoard(m *Measurer, board *boards.Board, id identity.Identity) error {
 	return m.Record(boardEvent(board.Name, BoardSource(board), id))
@@ -288,16 +278,31 @@ func Decide(v *policy.Verified, board string, id identity.Identity, cl *cmdline.
 	return d, nil
 }
 
-// MeasureDecision prints the decision's warnings and measures it, before
-// the root it selects is touched.
-func MeasureDecision(m *Measurer, con *Console, d *decide.Decision) error {
+// MeasureDecision prints the decision's warnings and measures it, and
+// the grant that unlocked development when one did, before the root it
+// selects is touched.
+func MeasureDecision(m *Measurer, con *Console, d *decide.Decision, grants Grants) error {
 	for _, w := range d.Warnings {
 		con.Warn("%s", w)
+	}
+	var used *Grant
+	if d.Reason == decide.ReasonDevGrant {
+		if used = grants.Used(d); used == nil {
+			return errors.New("decision: development by a grant that was not read")
+		}
 	}
 	if err := m.Record(DecisionEvent(d.Facts)); err != nil {
 		return err
 	}
+	if used != nil {
+		if err := m.Record(GrantEvent(used.Ref())); err != nil {
+			return err
+		}
+	}
 	con.Printf("profile: %s (requested %s, reason %s)", d.Profile, d.Request, d.Reason)
+	if used != nil {
+		con.Printf("development unlocked by grant %s (sha256 %s)", used.Where, used.Ref().SHA256[:16])
+	}
 	return nil
 }
 

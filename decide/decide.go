@@ -94,6 +94,9 @@ type Decision struct {
 	Reason   Reason
 	Warnings []string // human lines for the console, in order
 	Facts    Facts
+	// Grant is the grant that unlocked development (reason
+	// dev-allowed-grant): the first matching one of Input.Grants.
+	Grant *policy.Grant
 
 	Board         string
 	DeviceID      string
@@ -192,8 +195,8 @@ func Decide(in Input) (*Decision, error) {
 		d.Request, d.Profile, d.Reason = RequestProduction, Production, ReasonRequested
 	case cmdline.ProfileDevelopment:
 		d.Request = RequestDevelopment
-		if r, ok := devAllowed(p, in); ok {
-			d.Profile, d.Reason = Development, r
+		if r, g, ok := devAllowed(p, in); ok {
+			d.Profile, d.Reason, d.Grant = Development, r, g
 		} else {
 			d.Profile, d.Reason = Production, ReasonDevDenied
 			warn("development requested but not allowed for board %s device %s: booting production", in.Board, deviceName(in.DeviceID))
@@ -215,22 +218,22 @@ func Decide(in Input) (*Decision, error) {
 }
 
 // devAllowed checks board, then device, then grants.
-func devAllowed(p *policy.Policy, in Input) (Reason, bool) {
+func devAllowed(p *policy.Policy, in Input) (Reason, *policy.Grant, bool) {
 	dev := p.Development
 	if slices.Contains(dev.AllowBoards, in.Board) {
-		return ReasonDevBoard, true
+		return ReasonDevBoard, nil, true
 	}
 	if in.DeviceID != "" && slices.Contains(dev.AllowDevices, policy.Device{Board: in.Board, DeviceID: in.DeviceID}) {
-		return ReasonDevDevice, true
+		return ReasonDevDevice, nil, true
 	}
 	if dev.AllowGrants {
 		for _, g := range in.Grants {
 			if g != nil && len(g.SignedBy) > 0 && g.Matches(in.Board, in.DeviceID, p.Version) && g.ValidAt(in.Now) {
-				return ReasonDevGrant, true
+				return ReasonDevGrant, g, true
 			}
 		}
 	}
-	return "", false
+	return "", nil, false
 }
 
 func deviceName(id string) string {

@@ -25,6 +25,7 @@ const (
 	TagRoot      Tag = 0x4D430005 // the root that was set up
 	TagFailure   Tag = 0x4D430006 // refusal cause
 	TagSeparator Tag = 0x4D430007 // leave-initramfs, always last
+	TagGrant     Tag = 0x4D430008 // the grant that unlocked development, and where it was read
 )
 
 // String names the tag for logs and verdicts.
@@ -44,6 +45,8 @@ func (t Tag) String() string {
 		return "failure"
 	case TagSeparator:
 		return "separator"
+	case TagGrant:
+		return "grant"
 	}
 	return fmt.Sprintf("tag-%#08x", uint32(t))
 }
@@ -304,6 +307,43 @@ func RootFields(data []byte) (Root, error) {
 		return Root{}, errors.New("root event is not canonical")
 	}
 	return r, nil
+}
+
+// Where /init read a grant: the initramfs, or the disk's mcinit-grants
+// partition (untrusted storage; see package grantpart).
+const (
+	GrantInInitramfs = "initramfs"
+	GrantInPartition = "partition"
+)
+
+// GrantEvent measures the grant that unlocked development: the SHA-256 of
+// its document (the exact bytes that were verified) and its source. It
+// follows the decision event, only when the decision's reason is
+// dev-allowed-grant, so a verifier sees which grant opened the unit.
+func GrantEvent(sha256Hex, source string) Event {
+	return encode(TagGrant, field{"grant-sha256", sha256Hex}, field{"source", source})
+}
+
+var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// GrantFields decodes a grant event; it accepts exactly what GrantEvent
+// produces for a lowercase hex digest and a known source.
+func GrantFields(data []byte) (sha256Hex, source string, err error) {
+	fs, err := Fields(data)
+	if err != nil {
+		return "", "", err
+	}
+	if len(fs) != 2 || fs[0][0] != "grant-sha256" || fs[1][0] != "source" {
+		return "", "", errors.New("grant event: want grant-sha256 and source")
+	}
+	sha256Hex, source = fs[0][1], fs[1][1]
+	if !sha256RE.MatchString(sha256Hex) {
+		return "", "", fmt.Errorf("grant event: %q is not a lowercase hex SHA-256", sha256Hex)
+	}
+	if source != GrantInInitramfs && source != GrantInPartition {
+		return "", "", fmt.Errorf("grant event: unknown source %q", source)
+	}
+	return sha256Hex, source, nil
 }
 
 // FailureEvent measures why /init refused to boot. The cause is free text,

@@ -123,6 +123,7 @@ type Env struct {
 	Trees    map[string]string // data partition → root hash of the tree it holds
 	InitPath string            // what FindInit resolves /sbin/init to; "" = missing
 	Banks    []crypto.Hash     // what the kernel lists in sysfs; nil: ask the TPM
+	Raw      map[string][]byte // partition device → its raw bytes (ReadPartition)
 
 	mu       sync.Mutex
 	Actions  []string // what the pipeline did, in order ("modules ...", "verity ...", "mount ...")
@@ -224,6 +225,15 @@ func (e *Env) RescueShell(why string, timeout time.Duration) {
 type disks struct{ e *Env }
 
 func (d disks) Partitions() ([]rootfs.BlockPartition, error) { return d.e.Parts, nil }
+
+func (d disks) ReadPartition(p rootfs.BlockPartition, limit int) ([]byte, error) {
+	b, ok := d.e.Raw[p.Dev]
+	if !ok {
+		return nil, fmt.Errorf("open %s: no such device", p.Dev)
+	}
+	d.e.act("read %s", p.Dev)
+	return b[:min(len(b), limit)], nil
+}
 
 func (d disks) OpenVerity(name, data, hash string, want dmverity.Expected, on dmverity.OnCorruption) (string, error) {
 	have := d.e.Trees[data]

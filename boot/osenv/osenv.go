@@ -240,3 +240,18 @@ func upperUUID(part rootfs.GUID) [16]byte {
 	u[8] = u[8]&0x3f | 0x80
 	return u
 }
+
+// ReadPartition reads up to limit bytes from the start of the partition.
+func (disks) ReadPartition(p rootfs.BlockPartition, limit int) ([]byte, error) {
+	f, err := os.Open(p.Dev)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	buf := make([]byte, limit)
+	n, err := io.ReadFull(f, buf)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, err
+	}
+	return buf[:n], nil
+}

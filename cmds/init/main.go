@@ -73,15 +73,20 @@ func run(env boot.Env, con *boot.Console, s *state, start time.Duration) (err er
 		return err
 	}
 	grants := boot.ReadGrants(env.Image(), s.policy.Keys, con)
+	if boot.WantsDiskGrants(pol, cl) {
+		grants = boot.ReadDiskGrants(env.Disks(), con, s.policy.Keys, pol, grants, boot.RootWait(board))
+	}
 	if err := boot.MeasureBoard(m, board, id); err != nil {
 		return err
 	}
-	d, err := boot.Decide(s.policy.Verified, board.Name, id, cl, floor, grants, time.Now())
+	now := time.Now()
+	d, err := boot.Decide(s.policy.Verified, board.Name, id, cl, floor, grants.Policy(), now)
 	if err != nil {
 		return err
 	}
 	s.decision = d
-	if err := boot.MeasureDecision(m, con, d); err != nil {
+	boot.ExplainGrants(con, grants, d, pol.Development.AllowGrants, now)
+	if err := boot.MeasureDecision(m, con, d, grants); err != nil {
 		return err
 	}
 	if d.Profile == decide.Development {

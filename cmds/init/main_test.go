@@ -78,6 +78,8 @@ type bootCase struct {
 	noInit bool
 	noDisk bool
 	sysfs  bool // the kernel lists the banks (SHA-256) in sysfs
+	// disks adds to the fake disks (after the root's partitions).
+	disks func(t *testing.T, im *boottest.Image, env *boottest.Env)
 }
 
 type bootResult struct {
@@ -113,6 +115,9 @@ func runBoot(t *testing.T, c bootCase) bootResult {
 	}
 	if c.noInit {
 		env.InitPath = ""
+	}
+	if c.disks != nil {
+		c.disks(t, im, env)
 	}
 	if c.sysfs {
 		env.Banks = []crypto.Hash{crypto.SHA256}

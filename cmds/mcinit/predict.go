@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"flag"
@@ -26,7 +27,7 @@ func init() {
 }
 
 const predictUsage = `usage: mcinit predict -policy P [-sig S] -keys DIR -board B -identity ID [-profile production|development]
-                      [-request R | -cmdline LINE] [-grant G.toml ...] [-reason R] [-root-hash H]
+                      [-request R | -cmdline LINE] [-grant G.toml ... [-grant-source partition|initramfs]] [-reason R] [-root-hash H]
                       [-banks sha256,...] [-format text|json|tpm2] [-o FILE] [-boards DIR] [-uki UKI.efi]
        mcinit predict -uki UKI.efi [-banks sha256,...] [-format text|json|tpm2] [-o FILE]
 
@@ -73,6 +74,7 @@ func runPredict(args []string) error {
 	ukiFile := fs.String("uki", "", "a UKI: also predict its PCR 4 event and PCR 11")
 	var grants polStringList
 	fs.Var(&grants, "grant", "development grant G.toml (signature in G.toml.sig); repeatable")
+	grantSource := fs.String("grant-source", measure.GrantInPartition, "where /init reads the -grant files: partition (the disk's mcinit-grants) or initramfs; the grant event measures it")
 	if err := fs.Parse(args); err != nil {
 		return usagef("%v", err)
 	}
@@ -143,12 +145,22 @@ func runPredict(args []string) error {
 	if err != nil {
 		return err
 	}
+	if *grantSource != measure.GrantInPartition && *grantSource != measure.GrantInInitramfs {
+		return usagef("predict: -grant-source %q: want partition or initramfs", *grantSource)
+	}
 	var gs []*policy.Grant
+	refs := map[*policy.Grant]boot.GrantRef{}
 	for _, g := range grants {
 		gv, err := polVerifyGrant(g, "", ks)
 		if err != nil {
 			return rejected(fmt.Errorf("predict: grant %s: %w", g, err))
 		}
+		doc, err := polReadFile(g, policy.MaxGrantSize)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(doc)
+		refs[gv] = boot.GrantRef{SHA256: hex.EncodeToString(sum[:]), Source: *grantSource}
 		gs = append(gs, gv)
 	}
 	// The rollback floor is not measured; a refusal for it measures no
@@ -174,7 +186,7 @@ func runPredict(args []string) error {
 	}
 	ids, threshold := boot.KeyIDs(ks)
 	facts := boot.Facts{PolicyRaw: raw, KeyIDs: ids, Threshold: threshold, Board: *board, BoardSource: boot.BoardSource(bd),
-		Identity: id, Decision: d.Facts,
+		Identity: id, Decision: d.Facts, Grant: refs[d.Grant],
 		Root: boot.RootFor(d.Facts, pol.Development, root)}
 	pr, err := attest.Predict(facts.Events(), pol.PCRIndex(), bl)
 	if err != nil {
