@@ -56,10 +56,11 @@ func runGrant(args []string) error {
 	if *board == "" || *device == "" || *key == "" || *out == "" || *maxV == "" {
 		return usagef("-board, -device, -max-version, -key and -out are required")
 	}
-	var b strings.Builder
-	b.WriteString("# mcinit development grant: development allowed on this one device.\n")
-	fmt.Fprintf(&b, "format = %d\nboard = %s\ndevice_id = %s\n", policy.GrantFormat, strconv.Quote(*board), strconv.Quote(*device))
-	for _, v := range []struct{ flag, field, val string }{{"min-version", "min_policy_version", *minV}, {"max-version", "max_policy_version", *maxV}} {
+	g := &policy.Grant{Format: policy.GrantFormat, Board: *board, DeviceID: *device, NotAfter: *notAfter}
+	for _, v := range []struct {
+		flag, val string
+		dst       **uint64
+	}{{"min-version", *minV, &g.MinPolicyVersion}, {"max-version", *maxV, &g.MaxPolicyVersion}} {
 		if v.val == "" {
 			continue
 		}
@@ -67,13 +68,14 @@ func runGrant(args []string) error {
 		if err != nil {
 			return usagef("-%s: %q is not a version number", v.flag, v.val)
 		}
-		fmt.Fprintf(&b, "%s = %d\n", v.field, n)
+		*v.dst = &n
 	}
-	if *notAfter != "" {
-		fmt.Fprintf(&b, "not_after = %s\n", strconv.Quote(*notAfter))
+	body, err := policy.MarshalGrant(g)
+	if err != nil {
+		return usagef("grant: %v", err)
 	}
-	doc := []byte(b.String())
-	// Check before writing: strconv.Quote is valid TOML for printable ASCII only.
+	doc := append([]byte("# mcinit development grant: development allowed on this one device.\n"), body...)
+	// Check before writing: the flags may spell no valid grant.
 	if _, err := policy.ParseGrant(doc); err != nil {
 		return usagef("grant: %v", err)
 	}

@@ -8,7 +8,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/BurntSushi/toml"
 	"github.com/mcinit/mcinit/internal/boundedfile"
 	"github.com/mcinit/mcinit/policy"
 	"github.com/mcinit/mcinit/signing"
@@ -207,7 +206,12 @@ func runPolicyShow(args []string) error {
 		}
 		fmt.Println("# NOT verified (no -keys)")
 	}
-	return polEncodeTOML(p.Normalized())
+	text, err := policy.Marshal(p.Normalized())
+	if err != nil {
+		return err
+	}
+	_, err = os.Stdout.Write(text)
+	return err
 }
 
 // polReadFile reads a bounded regular file; errors name it.
@@ -223,10 +227,4 @@ func polReadPublicKey(name string) (*signing.PublicKey, error) {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return k, nil
-}
-
-func polEncodeTOML(v any) error {
-	enc := toml.NewEncoder(os.Stdout)
-	enc.Indent = ""
-	return enc.Encode(v)
 }
