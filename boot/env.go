@@ -2,9 +2,9 @@ package boot
 
 import (
 	"crypto"
+	"errors"
 	"fmt"
 	"io/fs"
-	"time"
 
 	"github.com/google/go-tpm/tpm2/transport"
 
@@ -46,10 +46,23 @@ type Env interface {
 	// SwitchRoot makes root the root and execs initPath (resolved by
 	// FindInit) as argv0; it returns only on failure.
 	SwitchRoot(root, initPath, argv0 string, env []string) error
-	// RescueShell runs a shell on the console until it exits or timeout
-	// passes (0: no timeout).
-	RescueShell(why string, timeout time.Duration)
+	// StartShell starts the rescue shell on the console, in a session of
+	// its own; ErrNoShell when the image carries none. The pipeline
+	// (RunShell) bounds how long it runs.
+	StartShell() (Shell, error)
 }
+
+// Shell is a running rescue shell.
+type Shell interface {
+	// Wait returns once the shell has exited.
+	Wait() error
+	// Kill ends the shell and every process of its session.
+	Kill() error
+}
+
+// ErrNoShell is StartShell's error for an image without a shell
+// (production-only images carry none).
+var ErrNoShell = errors.New("no shell in this image")
 
 // Disks is the block-device side of root setup.
 type Disks interface {

@@ -367,17 +367,3 @@ func LockModules(env Env, p *policy.Policy, d *decide.Decision) error {
 	}
 	return nil
 }
-
-// RefusalShellTimeout bounds the rescue shell offered after a refusal in
-// development: an unattended unit halts instead of waiting forever.
-const RefusalShellTimeout = 5 * time.Minute
-
-// RescueShell says whether a development boot offers the rescue shell:
-// on request (mcinit.shell) or after a refusal, and only when the policy
-// allows it. Production never does.
-func RescueShell(p *Policy, d *decide.Decision, requested bool) bool {
-	if d == nil || d.Profile != decide.Development || p == nil || p.Verified == nil {
-		return false
-	}
-	return p.Verified.Policy.Development.RescueShell && requested
-}

@@ -102,7 +102,7 @@ type Decision struct {
 	DeviceID      string
 	PolicyVersion uint64
 	// Debug and Shell are the mcinit.debug and mcinit.shell flags; Shell is
-	// only ever true in development.
+	// only ever true in development, under a policy with rescue_shell.
 	Debug, Shell bool
 }
 
@@ -207,10 +207,13 @@ func Decide(in Input) (*Decision, error) {
 	}
 
 	if flags.Shell {
-		if d.Profile == Development {
-			d.Shell = true
-		} else {
+		switch {
+		case d.Profile != Development:
 			warn("%s ignored: only honoured in development", cmdline.FlagShell)
+		case !p.Development.RescueShell:
+			warn("%s ignored: the policy does not set rescue_shell", cmdline.FlagShell)
+		default:
+			d.Shell = true
 		}
 	}
 	d.Facts = Facts{Request: d.Request, Profile: d.Profile, Reason: d.Reason}

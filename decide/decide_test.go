@@ -52,6 +52,7 @@ func grant(board, dev string, minV, maxV uint64, signed bool) *policy.Grant {
 
 const devAll = `allow_boards = ["rpi4"]
 allow_grants = true
+rescue_shell = true
 [[development.allow_devices]]
 board = "qemu-x86_64"
 device_id = "DEV-1"
@@ -142,6 +143,7 @@ func TestDecide(t *testing.T) {
 		// Shell: development only.
 		{"shell in development", Input{Policy: full, Board: "rpi4", Cmdline: cl(t, dev+" mcinit.shell")}, want{profile: Development, request: RequestDevelopment, reason: ReasonDevBoard, shell: true}},
 		{"shell in production", Input{Policy: full, Board: "rpi4", Cmdline: cl(t, "mcinit.shell")}, want{profile: Production, request: RequestNone, reason: ReasonDefault, warn: "mcinit.shell ignored"}},
+		{"shell without rescue_shell", Input{Policy: noGrants, Board: "rpi4", Cmdline: cl(t, dev+" mcinit.shell")}, want{profile: Development, request: RequestDevelopment, reason: ReasonDevBoard, warn: "mcinit.shell ignored: the policy does not set rescue_shell"}},
 		{"shell when dev denied", Input{Policy: never, Board: "rpi4", Cmdline: cl(t, dev+" mcinit.shell")}, want{profile: Production, request: RequestDevelopment, reason: ReasonDevDenied, warn: "mcinit.shell ignored"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -244,8 +246,8 @@ func TestDecideInvariants(t *testing.T) {
 								if d.Request == RequestDevelopment && want && (d.Profile != Development || d.Reason != why) {
 									t.Fatalf("%s: allowed by %s, got %s/%s", name, why, d.Profile, d.Reason)
 								}
-								if d.Shell && d.Profile != Development {
-									t.Fatalf("%s: shell outside development", name)
+								if d.Shell && (d.Profile != Development || !pv.Policy.Development.RescueShell) {
+									t.Fatalf("%s: shell outside development or without rescue_shell", name)
 								}
 								c := string(d.Canonical())
 								if !possible[c] {

@@ -124,6 +124,8 @@ type Env struct {
 	InitPath string            // what FindInit resolves /sbin/init to; "" = missing
 	Banks    []crypto.Hash     // what the kernel lists in sysfs; nil: ask the TPM
 	Raw      map[string][]byte // partition device → its raw bytes (ReadPartition)
+	// Shell is the rescue shell StartShell runs; nil: the image has none.
+	Shell *Shell
 
 	mu       sync.Mutex
 	Actions  []string // what the pipeline did, in order ("modules ...", "verity ...", "mount ...")
@@ -218,8 +220,77 @@ func (e *Env) SwitchRoot(root, initPath, argv0 string, env []string) error {
 	return nil
 }
 
-func (e *Env) RescueShell(why string, timeout time.Duration) {
-	e.act("shell %s %v", why, timeout)
+func (e *Env) StartShell() (boot.Shell, error) {
+	if e.Shell == nil {
+		return nil, boot.ErrNoShell
+	}
+	if err := e.Shell.start(); err != nil {
+		return nil, err
+	}
+	e.act("shell")
+	return e.Shell, nil
+}
+
+// Shell is a fake rescue shell: the operator leaves it after ExitAfter
+// (0: nobody ever does), or it dies when killed. Ignore makes it survive
+// the kill, as a process that escaped its session would.
+type Shell struct {
+	ExitAfter time.Duration
+	ExitErr   error // what Wait returns when the operator leaves
+	StartErr  error
+	Ignore    bool
+	OnStart   func() // called as the shell starts
+
+	mu      sync.Mutex
+	started bool
+	killed  chan struct{}
+	Kills   int
+}
+
+func (s *Shell) start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.StartErr != nil {
+		return s.StartErr
+	}
+	if s.started {
+		return errors.New("boottest: the shell was started twice")
+	}
+	s.started, s.killed = true, make(chan struct{})
+	if s.OnStart != nil {
+		s.OnStart()
+	}
+	return nil
+}
+
+// Started reports whether the pipeline started the shell.
+func (s *Shell) Started() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.started
+}
+
+func (s *Shell) Wait() error {
+	var exit <-chan time.Time
+	if s.ExitAfter > 0 {
+		exit = time.After(s.ExitAfter)
+	}
+	select {
+	case <-exit:
+		return s.ExitErr
+	case <-s.killed:
+		return errors.New("signal: killed")
+	}
+}
+
+func (s *Shell) Kill() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Kills++
+	if !s.Ignore && s.Kills == 1 {
+		close(s.killed)
+	}
+	return nil
 }
 
 type disks struct{ e *Env }
@@ -319,6 +390,13 @@ func (f *FaultTPM) Send(cmd []byte) ([]byte, error) {
 		return nil, ErrInjected
 	}
 	return f.TPM.Send(cmd)
+}
+
+// Count is the number of commands sent with code cc.
+func (f *FaultTPM) Count(cc uint32) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.Counts[cc]
 }
 
 // Total is the number of commands sent.

@@ -108,38 +108,38 @@ func (e *Env) SwitchRoot(root, initPath, argv0 string, env []string) error {
 	return rootfs.SwitchRoot(root, initPath, []string{argv0}, env)
 }
 
-// RescueShell runs the u-root shell on the console (development images
-// only carry it), then returns. timeout bounds the wait (0: none).
-func (e *Env) RescueShell(why string, timeout time.Duration) {
-	sh := "/bin/sh"
-	if _, err := os.Stat(sh); err != nil {
-		e.Log.Warnf("no rescue shell in this image (%s)", why)
-		return
+// rescueShell is u-root's gosh, which development images carry.
+const rescueShell = "/bin/sh"
+
+// StartShell starts the shell on the console (PID 1's stdin, which the
+// kernel opened on /dev/console) as the leader of a new session with the
+// console as its controlling terminal, so Kill can end all it started.
+func (e *Env) StartShell() (boot.Shell, error) {
+	if _, err := os.Stat(rescueShell); errors.Is(err, fs.ErrNotExist) {
+		return nil, boot.ErrNoShell
 	}
-	e.Log.Warnf("development rescue shell (%s); exit to continue", why)
-	cmd := exec.Command(sh)
+	cmd := exec.Command(rescueShell)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = []string{"PATH=/bbin:/bin", "PS1=mcinit-rescue# "}
+	cmd.Env = []string{"PATH=/bbin:/bin", "HOME=/", "TERM=dumb"}
 	cmd.SysProcAttr = &unix.SysProcAttr{Setsid: true, Setctty: true}
-	if timeout > 0 {
-		cmd.WaitDelay = time.Second
-		if err := cmd.Start(); err != nil {
-			e.Log.Warnf("rescue shell: %v", err)
-			return
-		}
-		t := time.AfterFunc(timeout, func() {
-			e.Log.Warnf("rescue shell: no exit after %v, ending it", timeout)
-			_ = cmd.Process.Kill()
-		})
-		defer t.Stop()
-		if err := cmd.Wait(); err != nil {
-			e.Log.Warnf("rescue shell: %v", err)
-		}
-		return
+	if err := cmd.Start(); err != nil {
+		return nil, err
 	}
-	if err := cmd.Run(); err != nil {
-		e.Log.Warnf("rescue shell: %v", err)
+	return shell{cmd}, nil
+}
+
+type shell struct{ cmd *exec.Cmd }
+
+func (s shell) Wait() error { return s.cmd.Wait() }
+
+// Kill sends SIGKILL to the shell's session: with Setsid the shell's PID
+// is its process group, and what it started stays in that group unless
+// it made a group of its own.
+func (s shell) Kill() error {
+	if err := unix.Kill(-s.cmd.Process.Pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
+		return err
 	}
+	return nil
 }
 
 type disks struct{ log boot.Logger }

@@ -123,9 +123,7 @@ func run(env boot.Env, con *boot.Console, s *state, start time.Duration) (err er
 	tpm.Close()
 	con.Printf("handoff: %s profile, board %s, root %s, %d ms in /init",
 		sum.Profile, sum.Board, sum.Root, (sum.HandoffNS-sum.InitStartNS)/1e6)
-	if boot.RescueShell(s.policy, d, d.Shell) {
-		env.RescueShell("mcinit.shell requested", 0)
-	}
+	boot.RequestedShell(env, con, s.policy, d)
 	return env.SwitchRoot(boot.NewRoot, initPath, realInit,
 		[]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "MCINIT_PROFILE=" + sum.Profile})
 }
@@ -133,14 +131,12 @@ func run(env boot.Env, con *boot.Console, s *state, start time.Duration) (err er
 // refuse is the end of a boot that cannot go on: one line naming the
 // cause and a measured failure event (when measuring works); the caller
 // halts. In development a rescue shell may be offered first, when the
-// policy allows it; never in production.
+// policy allows it, for at most its rescue_timeout; never in production.
 func refuse(env boot.Env, con *boot.Console, s *state, err error) {
 	cause := err.Error()
 	con.Critf("refusing to boot: %s", cause)
 	_ = s.m.Fail(cause) // best effort: the TPM may be what failed
-	if boot.RescueShell(s.policy, s.decision, true) {
-		env.RescueShell("boot failed", boot.RefusalShellTimeout)
-	}
+	boot.RefusalShell(env, con, s.policy, s.decision)
 }
 
 // bootTime is CLOCK_BOOTTIME, comparable with kernel log timestamps.

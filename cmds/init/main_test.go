@@ -80,6 +80,7 @@ type bootCase struct {
 	sysfs  bool // the kernel lists the banks (SHA-256) in sysfs
 	// disks adds to the fake disks (after the root's partitions).
 	disks func(t *testing.T, im *boottest.Image, env *boottest.Env)
+	shell *boottest.Shell
 }
 
 type bootResult struct {
@@ -122,6 +123,7 @@ func runBoot(t *testing.T, c bootCase) bootResult {
 	if c.sysfs {
 		env.Banks = []crypto.Hash{crypto.SHA256}
 	}
+	env.Shell = c.shell
 	var res bootResult
 	if !c.noTPM {
 		sim, err := simulator.OpenSimulator()

@@ -51,6 +51,9 @@ type Machine struct {
 	// entry would pass.
 	Firmware *Firmware
 	LogDir   string // where <Name>.log (the serial console) is written, optional
+	// Console types on the guest's serial console (QEMU's stdin), step
+	// by step as the expected text appears; see Result.Typed.
+	Console []ConsoleStep
 }
 
 // Outcome says how a boot ended.
@@ -82,6 +85,9 @@ type Result struct {
 	ReportAt time.Duration
 	QEMUArgs []string
 	Stderr   string // QEMU's and swtpm's diagnostics
+	// Typed is how many of Machine.Console's steps were typed: fewer than
+	// all when the boot ended before a step's Expect appeared.
+	Typed int
 }
 
 // Boot runs the machine until the guest powers off, reboots, halts,
@@ -191,9 +197,22 @@ func run(ctx context.Context, m Machine, dumpDTB string) (*Result, error) {
 	}
 	defer stdout.Close()
 	cmd.Stdout = pw
+	// The serial line's input: QEMU's stdin (-serial stdio), a pipe the
+	// harness types into when the machine has console steps.
+	var stdinR, stdinW *os.File
+	if len(m.Console) > 0 {
+		if stdinR, stdinW, err = os.Pipe(); err != nil {
+			return nil, err
+		}
+		defer stdinW.Close()
+		cmd.Stdin = stdinR
+	}
 	start := time.Now()
 	err = cmd.Start()
 	pw.Close()
+	if stdinR != nil {
+		stdinR.Close()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("starting %s: %w", bin, err)
 	}
@@ -208,6 +227,15 @@ func run(ctx context.Context, m Machine, dumpDTB string) (*Result, error) {
 		defer close(copied)
 		reportAt = watchConsole(stdout, &serial, logFile, halted, start)
 	}()
+
+	typed := make(chan int, 1)
+	typeCtx, stopTyping := context.WithCancel(ctx)
+	defer stopTyping()
+	if stdinW != nil {
+		go func() { typed <- typeConsole(typeCtx, serial.Bytes, stdinW, m.Console) }()
+	} else {
+		typed <- 0
+	}
 
 	waitErr := make(chan error, 1)
 	go func() { waitErr <- cmd.Wait() }()
@@ -224,6 +252,8 @@ func run(ctx context.Context, m Machine, dumpDTB string) (*Result, error) {
 		err = <-waitErr
 	}
 	<-copied
+	stopTyping()
+	res.Typed = <-typed
 	res.Elapsed = time.Since(start)
 	res.ReportAt = reportAt
 	res.Serial = serial.Bytes()

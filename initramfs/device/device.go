@@ -54,6 +54,10 @@ var RescueCommands = []string{
 	"github.com/u-root/u-root/cmds/core/umount",
 }
 
+// RescueBuildTag builds gosh without its interactive editor: it prompts
+// "$ " and reads lines as the console's line discipline delivers them.
+const RescueBuildTag = "goshsmall"
+
 // Build compiles the payload for GOARCH arch from the mcinit module at
 // workDir and returns it as a newc archive (no trailer), records sorted
 // and normalised so the bytes depend only on the sources.
@@ -71,6 +75,12 @@ func Build(arch string, rescue bool, workDir, tmpDir string, log *slog.Logger) (
 		cmds = append(cmds, RescueCommands...)
 	}
 	envOpts := []golang.Opt{golang.DisableCGO(), golang.WithGOOS("linux"), golang.WithGOARCH(arch)}
+	if rescue {
+		// gosh's plain line reader instead of its full-screen editor
+		// (bubbline), whose escape sequences and terminal queries a serial
+		// console cannot follow; it also keeps the TUI libraries out.
+		envOpts = append(envOpts, golang.WithBuildTag(RescueBuildTag))
+	}
 	if workDir != "" {
 		envOpts = append(envOpts, golang.WithWorkingDir(workDir))
 	}
