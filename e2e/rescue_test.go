@@ -39,17 +39,23 @@ func useShell(offer string) []harness.ConsoleStep {
 }
 
 // consoleLine finds the console line that is exactly text (a kernel line
-// after its timestamp), also when the shell's prompt, which ends without a
-// newline, shares its line. It returns the line's index in r.Lines.
+// after its timestamp), also when what the tty wrote without a newline
+// (the shell's prompt, the echo of typed text) shares its line. It
+// returns the line's index in r.Lines.
 func consoleLine(r *harness.Result, text string) (int, harness.Line, bool) {
 	for i, ln := range r.Lines {
 		if ln.Text == text {
 			return i, ln, true
 		}
-		if rest, ok := strings.CutPrefix(ln.Text, rescuePrompt); ok {
-			if l := harness.ParseLog([]byte(rest)).Lines; len(l) == 1 && l[0].Text == text {
+		for j := strings.IndexByte(ln.Text, '['); j > 0; {
+			if l := harness.ParseLog([]byte(ln.Text[j:])).Lines; len(l) == 1 && l[0].HasTS && l[0].Text == text {
 				return i, l[0], true
 			}
+			k := strings.IndexByte(ln.Text[j+1:], '[')
+			if k < 0 {
+				break
+			}
+			j += 1 + k
 		}
 	}
 	return -1, harness.Line{}, false
@@ -96,6 +102,22 @@ func wantOneRefusal(t *testing.T, r *harness.Result, cause string) {
 	}
 }
 
+// logShell logs the console from the offer on (at most 1 KiB): the
+// shell's transcript.
+func logShell(t *testing.T, r *harness.Result, offer string) {
+	t.Helper()
+	s := string(r.Serial)
+	i := strings.Index(s, offer)
+	if i < 0 {
+		return
+	}
+	s = s[i:]
+	if len(s) > 1024 {
+		s = s[:1024]
+	}
+	t.Logf("console from the offer:\n%s", strings.ReplaceAll(s, "\r", ""))
+}
+
 // wantTyped checks every console step was typed.
 func wantTyped(t *testing.T, r *harness.Result, m harness.Machine) {
 	t.Helper()
@@ -124,6 +146,7 @@ func TestRescueShellRequested(t *testing.T) {
 	m.Console = useShell(offerRequested + "5m0s")
 	m.Timeout = 300 * time.Second
 	r := boot(t, m)
+	logShell(t, r, offerRequested)
 	wantTyped(t, r, m)
 	wantInOrder(t, r, "mcinit: profile: development (requested development, reason dev-allowed-device)",
 		offerRequested+"5m0s", rescueOutput, shellExited, harness.ReportBegin)
@@ -144,6 +167,7 @@ func TestRescueShellRefusal(t *testing.T) {
 	m.Console = useShell(offerRefused + "5m0s")
 	m.Timeout = 300 * time.Second
 	r := boot(t, m)
+	logShell(t, r, offerRefused)
 	wantTyped(t, r, m)
 	wantOneRefusal(t, r, upperMissing)
 	wantInOrder(t, r, "mcinit: refusing to boot: "+upperMissing, offerRefused+"5m0s", rescueOutput, shellExited)
@@ -160,6 +184,7 @@ func TestRescueShellTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := boot(t, e.Machine("rescue-timeout", initrd, e.Disk, fixture.DevSerial, "mcinit.profile=development"))
+	logShell(t, r, offerRefused)
 	wantOneRefusal(t, r, upperMissing)
 	lines := wantInOrder(t, r, "mcinit: refusing to boot: "+upperMissing, offerRefused+"10s",
 		"mcinit: warning: rescue shell: not exited within 10s: ending it")
@@ -176,7 +201,8 @@ func TestRescueShellTimeout(t *testing.T) {
 
 // TestRescueShellProduction: production never offers a shell, whatever the
 // command line asks: the console says mcinit.shell is ignored, text typed
-// on the serial line runs nowhere, and the production boot goes on.
+// on the serial line runs nowhere (the tty only echoes it), and the
+// production boot goes on.
 func TestRescueShellProduction(t *testing.T) {
 	t.Parallel()
 	e := env(t, "amd64")
@@ -192,4 +218,27 @@ func TestRescueShellProduction(t *testing.T) {
 			t.Errorf("production console has %q; log %s", bad, r.LogPath)
 		}
 	}
+}
+
+// TestArm64RescueShellRequested: the requested shell on aarch64 -M virt,
+// through the PL011 serial line (ttyAMA0): development by board, a typed
+// command and its output, exit, and the development boot goes on.
+func TestArm64RescueShellRequested(t *testing.T) {
+	t.Parallel()
+	e := env(t, "arm64")
+	p := e.DefaultPolicy()
+	p.DevBoards = []string{e.Board}
+	initrd, err := e.PolicyVariant(context.Background(), "arm64-rescue", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := e.Machine("arm64-rescue-requested", initrd, e.Disk, "", "mcinit.profile=development mcinit.shell")
+	m.Console = useShell(offerRequested + "5m0s")
+	m.Timeout = 400 * time.Second
+	r := boot(t, m)
+	logShell(t, r, offerRequested)
+	wantTyped(t, r, m)
+	wantInOrder(t, r, "mcinit: profile: development (requested development, reason dev-allowed-board)",
+		offerRequested+"5m0s", rescueOutput, shellExited, harness.ReportBegin)
+	wantReport(t, r, map[string]string{"profile": "development", "root_writable": "yes"})
 }
