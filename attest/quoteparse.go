@@ -17,6 +17,8 @@ const (
 	maxDigestSize = 64
 	maxSelectSize = 32
 	maxSelections = 16
+	// maxECCParameter is MAX_ECC_KEY_BYTES for the largest curve (P-521).
+	maxECCParameter = 66
 )
 
 // ParseQuote decodes and checks a TPMS_ATTEST of type quote: magic

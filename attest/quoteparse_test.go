@@ -2,6 +2,7 @@ package attest
 
 import (
 	"bytes"
+	"math/big"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -87,6 +88,68 @@ func TestParseQuoteMatchesGoTPM(t *testing.T) {
 			if _, _, err := ParseQuote(bad); err == nil {
 				t.Errorf("accepted %x", bad)
 			}
+		}
+	}
+}
+
+// goTPMParseSignature is the reflective decoding ParseSignature replaced,
+// kept as the reference, with the checks ParseSignature adds: ECDSA with
+// SHA-256 and no trailing bytes.
+func goTPMParseSignature(b []byte) (r, s []byte, ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	sig, err := tpm2.Unmarshal[tpm2.TPMTSignature](b)
+	if err != nil || sig.SigAlg != tpm2.TPMAlgECDSA || !bytes.Equal(tpm2.Marshal(sig), b) {
+		return nil, nil, false
+	}
+	ecc, err := sig.Signature.ECDSA()
+	if err != nil || ecc.Hash != tpm2.TPMAlgSHA256 {
+		return nil, nil, false
+	}
+	return ecc.SignatureR.Buffer, ecc.SignatureS.Buffer, true
+}
+
+// FuzzParseSignatureAgrees: whatever ParseSignature accepts, go-tpm
+// decodes to the same r and s; ParseSignature only adds size bounds.
+func FuzzParseSignatureAgrees(f *testing.F) {
+	// Seed: testdata/fuzz/FuzzParseSignatureAgrees (a simulator quote's).
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, s, err := ParseSignature(b)
+		rr, rs, ok := goTPMParseSignature(b)
+		if err != nil {
+			if ok && len(b) <= MaxSigSize && len(rr) <= maxECCParameter && len(rs) <= maxECCParameter {
+				t.Fatalf("ParseSignature rejects what go-tpm accepts within bounds: %x: %v", b, err)
+			}
+			return
+		}
+		if !ok {
+			t.Fatalf("ParseSignature accepts what go-tpm rejects: %x", b)
+		}
+		if r.Cmp(new(big.Int).SetBytes(rr)) != 0 || s.Cmp(new(big.Int).SetBytes(rs)) != 0 {
+			t.Fatalf("ParseSignature and go-tpm disagree on %x", b)
+		}
+	})
+}
+
+func TestParseSignatureMatchesGoTPM(t *testing.T) {
+	ev, _, _ := device(t, bootFor("production").Events(), []byte("parse"))
+	r, s, err := ParseSignature(ev.Signature)
+	rr, rs, ok := goTPMParseSignature(ev.Signature)
+	if err != nil || !ok || r.Cmp(new(big.Int).SetBytes(rr)) != 0 || s.Cmp(new(big.Int).SetBytes(rs)) != 0 {
+		t.Fatalf("ParseSignature %v, go-tpm ok=%v", err, ok)
+	}
+	if os.Getenv("MCINIT_WRITE_SEEDS") != "" {
+		dir := filepath.Join("testdata", "fuzz", "FuzzParseSignatureAgrees")
+		os.MkdirAll(dir, 0o755)
+		os.WriteFile(filepath.Join(dir, "real"), []byte("go test fuzz v1\n[]byte("+goQuote(ev.Signature)+")\n"), 0o644)
+	}
+	sig := ev.Signature
+	for _, bad := range [][]byte{append(bytes.Clone(sig), 0), sig[:len(sig)-1], sig[:3], {0x00, 0x18, 0x00, 0x0c, 0, 0, 0, 0}} {
+		if _, _, err := ParseSignature(bad); err == nil {
+			t.Errorf("accepted %x", bad)
 		}
 	}
 }

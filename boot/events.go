@@ -1,6 +1,7 @@
 package boot
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -82,6 +83,22 @@ func AllDecisionEvents() map[string]decide.Facts {
 		m[string(DecisionEvent(f).Data)] = f
 	}
 	return m
+}
+
+// DecisionFromEvent returns the facts of a decision event's data when it
+// is byte for byte one that /init can produce (AllDecisionEvents), without
+// building the whole table: verifiers look one up per verification.
+func DecisionFromEvent(data []byte) (decide.Facts, bool) {
+	fs, err := measure.Fields(data)
+	if err != nil || len(fs) != 3 || fs[0][0] != "request" || fs[1][0] != "profile" || fs[2][0] != "reason" {
+		return decide.Facts{}, false
+	}
+	for _, f := range decide.PossibleFacts() {
+		if string(f.Request) == fs[0][1] && string(f.Profile) == fs[1][1] && string(f.Reason) == fs[2][1] {
+			return f, bytes.Equal(DecisionEvent(f).Data, data)
+		}
+	}
+	return decide.Facts{}, false
 }
 
 // Measurer records /init's events in measure.Order. Its rule for TPM

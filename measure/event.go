@@ -107,20 +107,35 @@ func encode(tag Tag, fs ...field) Event {
 // and '%' become %XX (uppercase hex). Every encoder goes through here, so
 // the result stays canonical. It never cuts a value.
 func escape(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
+	i := 0
+	for i < len(s) && !needsEscape(s[i]) {
+		i++
+	}
+	if i == len(s) {
+		return s // the common case: nothing to escape, nothing to copy
+	}
+	const hexDigits = "0123456789ABCDEF"
+	b := make([]byte, i, len(s)+16)
+	copy(b, s[:i])
+	for ; i < len(s); i++ {
 		c := s[i]
-		if c < 0x20 || c > 0x7e || c == '%' {
-			fmt.Fprintf(&b, "%%%02X", c)
+		if needsEscape(c) {
+			b = append(b, '%', hexDigits[c>>4], hexDigits[c&0xf])
 			continue
 		}
-		b.WriteByte(c)
+		b = append(b, c)
 	}
-	return b.String()
+	return string(b)
 }
 
+func needsEscape(c byte) bool { return c < 0x20 || c > 0x7e || c == '%' }
+
 func unescape(s string) (string, error) {
+	if strings.IndexByte(s, '%') < 0 {
+		return s, nil
+	}
 	var b strings.Builder
+	b.Grow(len(s))
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c != '%' {
@@ -203,31 +218,49 @@ func BoardEventFrom(board, identity string, src BoardSource) Event {
 // of it. It accepts exactly what BoardEvent and BoardEventFrom produce; see
 // BoardEventSource for the provenance.
 func BoardFields(data []byte) (board, identity, identitySHA256 string, err error) {
+	b, err := ParseBoardEvent(data)
+	return b.Board, b.Identity, b.IdentitySHA256, err
+}
+
+// BoardInfo is a decoded board event.
+type BoardInfo struct {
+	Board string
+	// Identity is the whole identity string, empty when it was too long
+	// to carry and only IdentitySHA256 was measured.
+	Identity       string
+	IdentitySHA256 string // lowercase hex, always set
+	Source         BoardSource
+}
+
+// ParseBoardEvent decodes a board event in one pass: BoardFields and
+// BoardEventSource together.
+func ParseBoardEvent(data []byte) (BoardInfo, error) {
 	fs, err := Fields(data)
 	if err != nil {
-		return "", "", "", err
+		return BoardInfo{}, err
 	}
 	if (len(fs) != 2 && len(fs) != 4) || fs[0][0] != "board" || (fs[1][0] != "identity" && fs[1][0] != "identity-sha256") {
-		return "", "", "", errors.New("board event: want board and identity or identity-sha256")
+		return BoardInfo{}, errors.New("board event: want board and identity or identity-sha256")
 	}
-	if _, err := boardSource(fs); err != nil {
-		return "", "", "", err
+	src, err := boardSource(fs)
+	if err != nil {
+		return BoardInfo{}, err
 	}
-	board = fs[0][1]
+	b := BoardInfo{Board: fs[0][1], Source: src}
 	if fs[1][0] == "identity" {
-		identity = fs[1][1]
-		d := sha256.Sum256([]byte(identity))
-		identitySHA256 = hex.EncodeToString(d[:])
+		b.Identity = fs[1][1]
+		d := sha256.Sum256([]byte(b.Identity))
+		b.IdentitySHA256 = hex.EncodeToString(d[:])
 	} else {
-		identitySHA256 = fs[1][1]
+		b.IdentitySHA256 = fs[1][1]
 	}
 	switch {
-	case identity != "" && len(escape(identity)) > MaxIdentity:
-		return "", "", "", errors.New("board event: identity too long to carry verbatim")
-	case len(identitySHA256) != 2*sha256.Size || strings.Trim(identitySHA256, "0123456789abcdef") != "":
-		return "", "", "", errors.New("board event: identity-sha256 is not 64 lowercase hex digits")
+	case b.Identity != "" && len(escape(b.Identity)) > MaxIdentity:
+		return BoardInfo{}, errors.New("board event: identity too long to carry verbatim")
+	case len(b.IdentitySHA256) != 2*sha256.Size || strings.Trim(b.IdentitySHA256, "0123456789abcdef") != "":
+		return BoardInfo{}, errors.New("board event: identity-sha256 is not 64 lowercase hex digits")
 	}
-	return board, identity, identitySHA256, nil
+	return b, nil
 }
 
 // DecisionEvent measures a boot decision: the request, profile and
@@ -371,8 +404,11 @@ func Fields(data []byte) ([][2]string, error) {
 	if len(data) == 0 || data[len(data)-1] != '\n' {
 		return nil, fmt.Errorf("event data: not newline-terminated")
 	}
-	var out [][2]string
-	for i, line := range strings.Split(string(data[:len(data)-1]), "\n") {
+	text := string(data[:len(data)-1]) // one copy; keys and values are slices of it
+	out := make([][2]string, 0, strings.Count(text, "\n")+1)
+	for i := 0; ; i++ {
+		line, rest, more := strings.Cut(text, "\n")
+		text = rest
 		k, v, ok := strings.Cut(line, "=")
 		if !ok || k == "" {
 			return nil, fmt.Errorf("event data line %d: not key=value", i+1)
@@ -390,18 +426,17 @@ func Fields(data []byte) ([][2]string, error) {
 			return nil, fmt.Errorf("event data line %d (%s): value not canonical", i+1, k)
 		}
 		out = append(out, [2]string{k, u})
+		if !more {
+			return out, nil
+		}
 	}
-	return out, nil
 }
 
 // BoardEventSource returns the provenance a board event carries (zero for
 // a hand-written board).
 func BoardEventSource(data []byte) (BoardSource, error) {
-	if _, _, _, err := BoardFields(data); err != nil {
-		return BoardSource{}, err
-	}
-	fs, _ := Fields(data)
-	return boardSource(fs)
+	b, err := ParseBoardEvent(data)
+	return b.Source, err
 }
 
 var (

@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 )
 
 // TCG event types used here (TCG PC Client Platform Firmware Profile).
@@ -141,9 +142,20 @@ func Record(pcr int, banks []crypto.Hash, ev Event) []byte {
 
 // Digest is the value extended for ev in the bank h.
 func Digest(h crypto.Hash, ev Event) []byte {
-	d := h.New()
-	d.Write(ev.TaggedEvent())
-	return d.Sum(nil)
+	return DigestWith(h.New(), nil, ev)
+}
+
+// DigestWith is Digest with a caller's hasher of the bank (reset here),
+// written over buf's storage (grown when short): verifiers hash every
+// event in every bank, and a scratch buffer reused for each saves the
+// allocations.
+func DigestWith(d hash.Hash, buf []byte, ev Event) []byte {
+	hdr := binary.LittleEndian.AppendUint32(buf[:0], uint32(ev.Tag))
+	hdr = binary.LittleEndian.AppendUint32(hdr, uint32(len(ev.Data)))
+	d.Reset()
+	d.Write(hdr)
+	d.Write(ev.Data)
+	return d.Sum(hdr[:0])
 }
 
 // BuildLog renders a complete log: header, then one record per event.
@@ -360,6 +372,7 @@ func parseRecord(r *reader, banks []crypto.Hash, allowNoAction bool) (LogRecord,
 	if n != uint32(len(banks)) {
 		return rec, fmt.Errorf("%d digests, header lists %d banks", n, len(banks))
 	}
+	rec.Digests = make([][]byte, 0, len(banks))
 	for _, h := range banks {
 		id, err := r.u16("digest algorithm")
 		if err != nil {
@@ -368,9 +381,9 @@ func parseRecord(r *reader, banks []crypto.Hash, allowNoAction bool) (LogRecord,
 		if id != AlgID(h) {
 			return rec, fmt.Errorf("digest algorithm %#04x, want %s in header order", id, BankName(h))
 		}
-		d, err := r.take(h.Size(), BankName(h)+" digest")
+		d, err := r.take(h.Size(), "digest")
 		if err != nil {
-			return rec, err
+			return rec, fmt.Errorf("%s %w", BankName(h), err)
 		}
 		rec.Digests = append(rec.Digests, d)
 	}

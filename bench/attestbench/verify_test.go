@@ -10,8 +10,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"math/big"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -21,6 +23,7 @@ import (
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/google/go-tpm/tpm2/transport/simulator"
+	"golang.org/x/sys/unix"
 
 	"github.com/mcinit/mcinit/attest"
 	mcboot "github.com/mcinit/mcinit/boot"
@@ -137,6 +140,21 @@ func replayFirmware(b *testing.B, sim transport.TPM, banks []crypto.Hash) ([]byt
 // BenchmarkVerify is one complete attest.Verify of PCR 13 alone.
 func BenchmarkVerify(b *testing.B) { benchVerify(b, newFixture(b)) }
 
+// BenchmarkVerifier is BenchmarkVerify through a Verifier prepared once
+// (a verification service: the known policies' events computed once).
+func BenchmarkVerifier(b *testing.B) {
+	f := newFixture(b)
+	vf := attest.NewVerifier(f.known, f.ak, f.opt)
+	b.ResetTimer()
+	cpu := cpuTime()
+	for b.Loop() {
+		if _, err := vf.Verify(f.ev, f.nonce); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportCPU(b, cpu)
+}
+
 // BenchmarkVerifyChain is one full-chain attest.Verify: the firmware log
 // replayed into PCRs 0-7, 11, 12, Secure Boot, the UKI, then mcinit's PCR.
 func BenchmarkVerifyChain(b *testing.B) { benchVerify(b, boot(b, true)) }
@@ -151,6 +169,96 @@ func benchVerify(b *testing.B, f fixture) {
 		}
 	}
 	reportCPU(b, cpu)
+}
+
+// BenchmarkSideBySide runs the baseline and the verifications interleaved
+// op by op (the order rotating each iteration), so that all of them see
+// the same machine (load, frequency, caches): one b.N iteration is one
+// operation of each. Each operation is timed alone in the thread's CPU
+// time; it reports each side's median (robust to the cold caches and
+// preemptions a shared machine adds to a few operations) and mean (GC
+// assists included) CPU time per operation. bench/attest.sh takes the
+// ratios.
+func BenchmarkSideBySide(b *testing.B) {
+	pcr13, chain := newFixture(b), boot(b, true)
+	vf := attest.NewVerifier(pcr13.known, pcr13.ak, pcr13.opt)
+	sig, err := tpm2.Unmarshal[tpm2.TPMTSignature](pcr13.ev.Signature)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ecc, _ := sig.Signature.ECDSA()
+	r, s := new(big.Int).SetBytes(ecc.SignatureR.Buffer), new(big.Int).SetBytes(ecc.SignatureS.Buffer)
+	sides := []struct {
+		name string
+		op   func() error
+		ns   []float64
+	}{
+		{name: "ecdsa", op: func() error {
+			d := sha256.Sum256(pcr13.ev.Quote)
+			if !ecdsa.Verify(pcr13.ak, d[:], r, s) {
+				return errors.New("signature")
+			}
+			return nil
+		}},
+		{name: "verify", op: func() error {
+			_, err := attest.Verify(pcr13.ev, pcr13.known, pcr13.nonce, pcr13.ak, pcr13.opt)
+			return err
+		}},
+		{name: "verifier", op: func() error { _, err := vf.Verify(pcr13.ev, pcr13.nonce); return err }},
+		{name: "chain", op: func() error {
+			_, err := attest.Verify(chain.ev, chain.known, chain.nonce, chain.ak, chain.opt)
+			return err
+		}},
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	// The clock's own cost, subtracted from every sample.
+	var clock []float64
+	for range 1000 {
+		t0 := threadCPU()
+		clock = append(clock, float64(threadCPU()-t0))
+	}
+	overhead := median(clock)
+	b.ResetTimer()
+	it := 0
+	for b.Loop() {
+		for k := range sides {
+			sd := &sides[(k+it)%len(sides)]
+			t0 := threadCPU()
+			if err := sd.op(); err != nil {
+				b.Fatal(err)
+			}
+			sd.ns = append(sd.ns, float64(threadCPU()-t0)-overhead)
+		}
+		it++
+	}
+	for _, sd := range sides {
+		sum := 0.0
+		for _, v := range sd.ns {
+			sum += v
+		}
+		b.ReportMetric(median(sd.ns), sd.name+"-cpu-ns/op")
+		b.ReportMetric(sum/float64(len(sd.ns)), sd.name+"-mean-cpu-ns/op")
+	}
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
+}
+
+// threadCPU is the calling thread's CPU time to the nanosecond (the
+// kernel's scheduler accounting).
+func threadCPU() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
 }
 
 // cpuTime is the process's user+system CPU time. On a shared machine the
