@@ -593,13 +593,23 @@ func preSeparator(lg *measure.Log, pcr int) ([]measure.Event, int, error) {
 
 // interpret checks the content of the boot's events and fills the verdict.
 func (v *Verdict) interpret(evs []measure.Event, vf *Verifier, pcr int) {
-	var byTag [measure.TagSeparator - measure.TagPolicy + 1]measure.Event
-	for _, ev := range evs {
-		if ev.Tag >= measure.TagPolicy && ev.Tag <= measure.TagSeparator {
-			byTag[ev.Tag-measure.TagPolicy] = ev
+	// preSeparator let through only mcinit's tags, each at most once.
+	const first, last = measure.TagPolicy, measure.TagGrant
+	var byTag [last - first + 1]*measure.Event
+	for i, ev := range evs {
+		if ev.Tag >= first && ev.Tag <= last {
+			byTag[ev.Tag-first] = &evs[i]
 		}
 	}
-	data := func(t measure.Tag) []byte { return byTag[t-measure.TagPolicy].Data }
+	data := func(t measure.Tag) []byte {
+		if t < first || t > last {
+			panic("attest: interpret: tag " + t.String() + " outside byTag") // a new tag needs last raised
+		}
+		if e := byTag[t-first]; e != nil {
+			return e.Data
+		}
+		return nil
+	}
 
 	// Policy: one of the known signed policies, for this PCR.
 	var kp *KnownPolicy
@@ -643,7 +653,7 @@ func (v *Verdict) interpret(evs []measure.Event, vf *Verifier, pcr int) {
 	if !ok {
 		err = fmt.Errorf("decision %q is not one /init can produce", data(measure.TagDecision))
 	}
-	grantEv, haveGrant := byTag[measure.TagGrant]
+	grantEv, haveGrant := byTag[measure.TagGrant-first], byTag[measure.TagGrant-first] != nil
 	switch {
 	case err != nil:
 	case d.Reason == decide.ReasonDevGrant && !haveGrant:
