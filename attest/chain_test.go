@@ -171,6 +171,30 @@ func TestVerifyChain(t *testing.T) {
 	if v, err := Verify(&bad, known(), nonce, ak, Options{UKIs: []*UKIGolden{golden}}); err == nil || !slices.Equal(checkNames(v), []string{"firmware-log"}) {
 		t.Errorf("firmware event in PCR 13: %v, failed %v", err, checkNames(v))
 	}
+	// The systemd stub's system extensions in PCR 13: named.
+	bad.FirmwareLog = append(slices.Clone(ev.FirmwareLog), iplRecord(fw.Banks, 13, StubSysextEvent)...)
+	v, err = Verify(&bad, known(), nonce, ak, Options{UKIs: []*UKIGolden{golden}})
+	if err == nil || !slices.Equal(checkNames(v), []string{"firmware-log"}) ||
+		!strings.Contains(err.Error(), `firmware log extends PCR 13, mcinit's: 1 EV_IPL event(s), the first "System extension initrd"`) ||
+		!strings.Contains(err.Error(), "system extensions") {
+		t.Errorf("stub sysext event in PCR 13: %v, failed %v", err, checkNames(v))
+	}
+}
+
+// iplRecord is an EV_IPL record in pcr with zero digests and desc as its
+// NUL-terminated UTF-16 data, as the systemd stub logs.
+func iplRecord(banks []crypto.Hash, pcr uint32, desc string) []byte {
+	b := []byte{byte(pcr), 0, 0, 0, 0x0d, 0, 0, 0, byte(len(banks)), 0, 0, 0}
+	for _, h := range banks {
+		id := measure.AlgID(h)
+		b = append(b, byte(id), byte(id>>8))
+		b = append(b, make([]byte, h.Size())...)
+	}
+	var data []byte
+	for _, r := range desc + "\x00" {
+		data = append(data, byte(r), 0)
+	}
+	return append(append(b, byte(len(data)), 0, 0, 0), data...)
 }
 
 // tagRecord is an EV_EVENT_TAG record in pcr with zero digests.

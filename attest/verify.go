@@ -346,18 +346,34 @@ func quotedPCRs(sel tpm2.TPMLPCRSelection, banks []crypto.Hash, pcr int) ([]int,
 
 // checkFirmwareBanks: the firmware log covers every quoted bank and never
 // touches mcinit's PCR (a stub or firmware event there would come before
-// mcinit's first event, which the verifier does not model).
+// mcinit's first event, which the verifier does not model). The systemd
+// stub's events there are named: systemd 252's stub measures the system
+// extensions it finds next to the UKI (*.raw in its .extra.d directory)
+// into PCR 13 as one event, "System extension initrd".
 func checkFirmwareBanks(fw *fwlog.Log, banks []crypto.Hash, pcr int) error {
 	for _, h := range banks {
 		if !slices.Contains(fw.Banks, h) {
 			return fmt.Errorf("firmware log lacks the %s bank", measure.BankName(h))
 		}
 	}
-	if fw.Has(pcr) {
+	if !fw.Has(pcr) {
+		return nil
+	}
+	st, err := fw.StubEvents(pcr)
+	if err != nil || len(st) == 0 {
 		return fmt.Errorf("firmware log extends PCR %d, mcinit's", pcr)
 	}
-	return nil
+	why := "an EFI application measured into it before mcinit ran"
+	if st[0].Description == StubSysextEvent {
+		why = "system extensions (*.raw in the UKI's .extra.d directory on the ESP) were measured into it before mcinit ran"
+	}
+	return fmt.Errorf("firmware log extends PCR %d, mcinit's: %d EV_IPL event(s), the first %q (record %d): %s",
+		pcr, len(st), st[0].Description, st[0].Record, why)
 }
+
+// StubSysextEvent is the description of the systemd stub's (252) event for
+// the system extensions it passes to the kernel, in PCR 13.
+const StubSysextEvent = "System extension initrd"
 
 // pcrValues computes every quoted PCR: mcinit's from its log, the others
 // from the firmware log, or, without one, from pcrs.txt (only to check

@@ -56,20 +56,22 @@ func SecureBootFirmware(arch string) (Firmware, error) {
 	return f, nil
 }
 
-// PlainFirmware returns Debian's OVMF without Secure Boot (no keys
-// enrolled): the control for tests of what Secure Boot changes. x86 only.
+// PlainFirmware returns Debian's EDK2 build for arch without Secure Boot
+// (no keys enrolled): the control for tests of what Secure Boot changes,
+// and the firmware of an attacker's boot. OVMF for amd64, AAVMF for arm64.
 func PlainFirmware(arch string) (Firmware, error) {
 	ga, err := GoArch(arch)
 	if err != nil {
 		return Firmware{}, err
 	}
-	if ga != "amd64" {
-		return Firmware{}, fmt.Errorf("PlainFirmware: only amd64 (OVMF), not %s", ga)
-	}
 	f := Firmware{Code: "/usr/share/OVMF/OVMF_CODE_4M.fd", Vars: "/usr/share/OVMF/OVMF_VARS_4M.fd"}
+	pkg := "ovmf"
+	if ga == "arm64" {
+		f.Code, f.Vars, pkg = "/usr/share/AAVMF/AAVMF_CODE.fd", "/usr/share/AAVMF/AAVMF_VARS.fd", "qemu-efi-aarch64"
+	}
 	for _, p := range []string{f.Code, f.Vars} {
 		if _, err := os.Stat(p); err != nil {
-			return Firmware{}, fmt.Errorf("firmware %s missing (install Debian's ovmf): %w", p, err)
+			return Firmware{}, fmt.Errorf("firmware %s missing (install Debian's %s): %w", p, pkg, err)
 		}
 	}
 	return f, nil

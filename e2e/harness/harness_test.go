@@ -94,7 +94,7 @@ func TestQEMUArgs(t *testing.T) {
 	a := strings.Join(qemuArgs("amd64", m, "/s", ""), " ")
 	for _, want := range []string{
 		"-M q35", "-accel tcg", "-m 256", "-nic none", "-no-reboot", "-kernel K", "-initrd I",
-		"-append console=ttyS0 panic=-1 printk.time=1 x=1",
+		"-append console=ttyS0 panic=-1 printk.time=1 no_timer_check x=1",
 		"-drive file=D,format=raw,if=none,id=d0,cache=unsafe,snapshot=on -device virtio-blk-pci,drive=d0",
 		"-smbios type=1,product=P", "-device tpm-tis,tpmdev=tpm0", "-icount shift=0,sleep=off",
 	} {
@@ -107,6 +107,9 @@ func TestQEMUArgs(t *testing.T) {
 		if !strings.Contains(a, want) {
 			t.Errorf("arm64 args lack %q: %s", want, a)
 		}
+	}
+	if strings.Contains(a, "no_timer_check") {
+		t.Errorf("arm64 args carry x86's no_timer_check: %s", a)
 	}
 }
 

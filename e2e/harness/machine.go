@@ -27,7 +27,7 @@ type Machine struct {
 	// DiskSnapshot discards the guest's writes to Disk (QEMU snapshot=on).
 	DiskSnapshot bool
 	// Append is added to the kernel command line after the harness's own
-	// "console=<serial> panic=-1 printk.time=1".
+	// "console=<serial> panic=-1 printk.time=1" (and, on x86, no_timer_check).
 	Append string
 	SMBIOS []string // each passed as -smbios (x86_64), e.g. "type=1,manufacturer=X,product=Y"
 	DTB    string   // device tree passed with -dtb (aarch64)
@@ -322,7 +322,7 @@ func qemuArgs(ga string, m Machine, tpmSock, dumpDTB string) []string {
 		if m.Initrd != "" {
 			a = append(a, "-initrd", m.Initrd)
 		}
-		a = append(a, "-append", strings.TrimSpace("console="+console+" panic=-1 printk.time=1 "+m.Append))
+		a = append(a, "-append", strings.TrimSpace("console="+console+" panic=-1 printk.time=1 "+timerCheck[ga]+m.Append))
 	}
 	if m.Disk != "" {
 		drive := "file=" + m.Disk + ",format=raw,if=none,id=d0,cache=unsafe"
@@ -350,6 +350,11 @@ func qemuArgs(ga string, m Machine, tpmSock, dumpDTB string) []string {
 	}
 	return append(a, m.ExtraArgs...)
 }
+
+// timerCheck is on every direct boot's command line on x86: under TCG on
+// a loaded host the kernel's IO-APIC timer check can miss its ticks and
+// panic ("IO-APIC + timer doesn't work!"). The parameter is x86's only.
+var timerCheck = map[string]string{"amd64": "no_timer_check "}
 
 // stopLines end a boot when they appear on the console: QEMU keeps running
 // after them.
