@@ -100,15 +100,22 @@ func TestRunShellNone(t *testing.T) {
 // TestShellAllowed: development under a policy with rescue_shell, and
 // nothing else: never production, never before the decision.
 func TestShellAllowed(t *testing.T) {
-	pol := func(dev string) *boot.Policy {
-		p, err := policy.Parse([]byte("format = 1\nversion = 1\nboards = [\"qemu-x86_64\"]\n[[production.root]]\nroot_hash = \"" +
-			strings.Repeat("ab", 32) + "\"\ndata_blocks = 1\n[development]\nallow_boards = [\"qemu-x86_64\"]\n" + dev))
+	pol := func(shell bool, timeout int) *boot.Policy {
+		doc, err := policy.Marshal(&policy.Policy{
+			Format: policy.FormatVersion, Version: 1, Boards: []string{"qemu-x86_64"},
+			Production:  policy.Production{Roots: []policy.Root{{RootHash: strings.Repeat("ab", 32), DataBlocks: 1}}},
+			Development: policy.Development{AllowBoards: []string{"qemu-x86_64"}, RescueShell: shell, RescueTimeout: timeout},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := policy.Parse(doc)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return &boot.Policy{Verified: &policy.Verified{Policy: p}}
 	}
-	withShell, without := pol("rescue_shell = true\nrescue_timeout = 10\n"), pol("")
+	withShell, without := pol(true, 10), pol(false, 0)
 	dev := &decide.Decision{Profile: decide.Development, Shell: true}
 	prod := &decide.Decision{Profile: decide.Production, Shell: true} // Shell cannot be set in production; checked anyway
 	for _, tc := range []struct {

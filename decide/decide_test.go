@@ -14,24 +14,45 @@ import (
 
 const rootHash = "0000000000000000000000000000000000000000000000000000000000000000"
 
-// pol builds a verified policy; the signature layer is tested in signing/ and policy/.
-func pol(t testing.TB, extra, dev string) *policy.Verified {
+// pol builds a verified policy from the base policy changed by edits,
+// written by policy.Marshal and parsed back (so defaults are filled in as
+// at boot); the signature layer is tested in signing/ and policy/.
+func pol(t testing.TB, edits ...func(*policy.Policy)) *policy.Verified {
 	t.Helper()
-	doc := `format = 1
-version = 5
-boards = ["qemu-x86_64", "qemu-aarch64-virt", "rpi4"]
-` + extra + `
-[[production.root]]
-root_hash = "` + rootHash + `"
-data_blocks = 1
-[development]
-` + dev
-	p, err := policy.Parse([]byte(doc))
+	p := &policy.Policy{
+		Format:     policy.FormatVersion,
+		Version:    5,
+		Boards:     []string{"qemu-x86_64", "qemu-aarch64-virt", "rpi4"},
+		Production: policy.Production{Roots: []policy.Root{{RootHash: rootHash, DataBlocks: 1}}},
+	}
+	for _, e := range edits {
+		e(p)
+	}
+	doc, err := policy.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := policy.Parse(doc)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, doc)
 	}
-	return &policy.Verified{Policy: p, SignedBy: []string{"k"}}
+	return &policy.Verified{Policy: parsed, SignedBy: []string{"k"}}
 }
+
+// Edits of the base policy.
+func devAll(p *policy.Policy) {
+	allowBoards("rpi4")(p)
+	allowGrants(p)
+	p.Development.RescueShell = true
+	p.Development.AllowDevices = []policy.Device{{Board: "qemu-x86_64", DeviceID: "DEV-1"}}
+}
+func allowBoards(b ...string) func(*policy.Policy) {
+	return func(p *policy.Policy) { p.Development.AllowBoards = b }
+}
+func allowGrants(p *policy.Policy)   { p.Development.AllowGrants = true }
+func unknownBoards(p *policy.Policy) { p.AllowUnknownBoards = true }
+func rollbackNV(p *policy.Policy)    { p.Production.RollbackNVIndex = 0x01500016 }
+func tpmOptional(p *policy.Policy)   { no := false; p.Production.TPMRequired = &no }
 
 func cl(t testing.TB, s string) *cmdline.Cmdline {
 	t.Helper()
@@ -50,21 +71,13 @@ func grant(board, dev string, minV, maxV uint64, signed bool) *policy.Grant {
 	return g
 }
 
-const devAll = `allow_boards = ["rpi4"]
-allow_grants = true
-rescue_shell = true
-[[development.allow_devices]]
-board = "qemu-x86_64"
-device_id = "DEV-1"
-`
-
 func TestDecide(t *testing.T) {
-	full := pol(t, "", devAll)
-	never := pol(t, "", "")
-	generic := pol(t, "allow_unknown_boards = true", "allow_boards = [\"generic-x86_64\"]\n")
-	rollback := pol(t, "[production]\nrollback_nv_index = 0x01500016", devAll)
-	rollbackSoft := pol(t, "[production]\nrollback_nv_index = 0x01500016\ntpm_required = false", "")
-	noGrants := pol(t, "", "allow_boards = [\"rpi4\"]\n")
+	full := pol(t, devAll)
+	never := pol(t)
+	generic := pol(t, unknownBoards, allowBoards("generic-x86_64"))
+	rollback := pol(t, rollbackNV, devAll)
+	rollbackSoft := pol(t, rollbackNV, tpmOptional)
+	noGrants := pol(t, allowBoards("rpi4"))
 	okGrant := grant("qemu-x86_64", "SN-9", 1, 9, true)
 	expiring := grant("qemu-x86_64", "SN-9", 1, 9, true)
 	expiring.NotAfter = "2027-01-31T00:00:00Z"
@@ -187,10 +200,10 @@ func TestDecide(t *testing.T) {
 func TestDecideInvariants(t *testing.T) {
 	policies := map[string]*policy.Verified{
 		"nil":      nil,
-		"full":     pol(t, "", devAll),
-		"never":    pol(t, "", ""),
-		"generic":  pol(t, "allow_unknown_boards = true", "allow_grants = true\n"),
-		"rollback": pol(t, "[production]\nrollback_nv_index = 0x01500016", devAll),
+		"full":     pol(t, devAll),
+		"never":    pol(t),
+		"generic":  pol(t, unknownBoards, allowGrants),
+		"rollback": pol(t, rollbackNV, devAll),
 	}
 	errs := []error{nil, errors.New("bad signature")}
 	boards := []string{"", "rpi4", "qemu-x86_64", "imx8mp-evk", "generic-x86_64"}

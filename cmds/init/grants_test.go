@@ -15,6 +15,7 @@ import (
 	"github.com/mcinit/mcinit/grantpart"
 	"github.com/mcinit/mcinit/initramfs/layout"
 	"github.com/mcinit/mcinit/measure"
+	"github.com/mcinit/mcinit/policy"
 	"github.com/mcinit/mcinit/rootfs"
 	"github.com/mcinit/mcinit/signing"
 )
@@ -26,7 +27,12 @@ import (
 const grantsDev = "/dev/vda3"
 
 func unitGrant(device string) []byte {
-	return fmt.Appendf(nil, "format = 1\nboard = \"qemu-x86_64\"\ndevice_id = %q\nmax_policy_version = 3\n", device)
+	maxV := uint64(3)
+	b, err := policy.MarshalGrant(&policy.Grant{Format: policy.GrantFormat, Board: "qemu-x86_64", DeviceID: device, MaxPolicyVersion: &maxV})
+	if err != nil {
+		panic(err) // only invalid UTF-8 fails
+	}
+	return b
 }
 
 // sigBy signs doc with k, as `mcinit grant` does.
@@ -175,7 +181,7 @@ func TestBootGrantsPartitionUnread(t *testing.T) {
 	if r.err != nil || r.env.Summary.Reason != "default" || r.did("read ") {
 		t.Errorf("production: err %v, summary %+v, actions %q", r.err, r.env.Summary, r.env.Actions)
 	}
-	noGrants := pol{dev: "allow_grants = false\n"}.String()
+	noGrants := pol{dev: &policy.Development{}}.String()
 	r = runBoot(t, bootCase{policy: noGrants, line: "mcinit.profile=development", disks: garbage})
 	if r.err != nil || r.env.Summary.Reason != "dev-denied" || r.did("read ") {
 		t.Errorf("no allow_grants: err %v, summary %+v, actions %q", r.err, r.env.Summary, r.env.Actions)

@@ -17,6 +17,7 @@ import (
 	"github.com/mcinit/mcinit/identity"
 	"github.com/mcinit/mcinit/initramfs/layout"
 	"github.com/mcinit/mcinit/measure"
+	"github.com/mcinit/mcinit/policy"
 	"github.com/mcinit/mcinit/rollback"
 )
 
@@ -33,38 +34,51 @@ const (
 	debInit   = "/lib/systemd/systemd"
 )
 
-// pol is the test policy; opts override its [production] and
-// [development] lines and the board list.
+// pol is the test policy, written by policy.Marshal: version 3 (or
+// version), the board qemu-x86_64 (or boards), root A, and in development
+// devSerial listed, grants allowed and a rescue shell (or dev).
 type pol struct {
-	version    int
-	boards     string
-	production string
-	dev        string
+	version     uint64
+	boards      []string
+	nvIndex     uint32 // production.rollback_nv_index
+	tpmOptional bool   // production.tpm_required = false
+	dev         *policy.Development
 }
 
 func (p pol) String() string {
-	if p.version == 0 {
-		p.version = 3
+	d := policy.Development{
+		AllowDevices: []policy.Device{{Board: "qemu-x86_64", DeviceID: devSerial}},
+		AllowGrants:  true,
+		RescueShell:  true,
 	}
-	if p.boards == "" {
-		p.boards = `["qemu-x86_64"]`
+	if p.dev != nil {
+		d = *p.dev
 	}
-	if p.dev == "" {
-		p.dev = fmt.Sprintf("allow_devices = [{ board = \"qemu-x86_64\", device_id = %q }]\nallow_grants = true\nrescue_shell = true\n", devSerial)
+	doc := &policy.Policy{
+		Format:  policy.FormatVersion,
+		Version: p.version,
+		Boards:  p.boards,
+		Production: policy.Production{
+			Roots:           []policy.Root{{Name: "A", RootHash: rootA, DataBlocks: 1024}},
+			RollbackNVIndex: p.nvIndex,
+		},
+		Development: d,
 	}
-	return fmt.Sprintf(`format = 1
-version = %d
-boards = %s
-
-[production]
-%s
-[[production.root]]
-name = "A"
-root_hash = %q
-data_blocks = 1024
-
-[development]
-%s`, p.version, p.boards, p.production, rootA, p.dev)
+	if doc.Version == 0 {
+		doc.Version = 3
+	}
+	if doc.Boards == nil {
+		doc.Boards = []string{"qemu-x86_64"}
+	}
+	if p.tpmOptional {
+		no := false
+		doc.Production.TPMRequired = &no
+	}
+	b, err := policy.Marshal(doc)
+	if err != nil {
+		panic(err) // only invalid UTF-8 or a version beyond int64 fail
+	}
+	return string(b)
 }
 
 type bootCase struct {
@@ -211,7 +225,7 @@ func pcrOf(evs ...measure.Event) []byte {
 }
 
 func TestBootProduction(t *testing.T) {
-	p := pol{production: fmt.Sprintf("rollback_nv_index = %#x", floorIdx)}.String()
+	p := pol{nvIndex: floorIdx}.String()
 	r := runBoot(t, bootCase{policy: p, tpm: provisionFloor(0)})
 	if r.err != nil {
 		t.Fatalf("refused: %v\n%s", r.err, strings.Join(r.log.Lines, "\n"))
@@ -244,7 +258,7 @@ func TestBootProduction(t *testing.T) {
 // when the floor rises), plus TPM2_GetCapability when the kernel does not
 // list the banks in sysfs.
 func TestBootTPMCommands(t *testing.T) {
-	withFloor := pol{production: fmt.Sprintf("rollback_nv_index = %#x", floorIdx)}.String()
+	withFloor := pol{nvIndex: floorIdx}.String()
 	events := len(measure.Order())
 	for _, tc := range []struct {
 		name   string
@@ -316,7 +330,7 @@ func TestBootDevelopmentDenied(t *testing.T) {
 }
 
 func TestBootGrant(t *testing.T) {
-	grant := fmt.Sprintf("format = 1\nboard = \"qemu-x86_64\"\ndevice_id = %q\nmax_policy_version = 3\n", prodSer)
+	grant := string(unitGrant(prodSer))
 	r := runBoot(t, bootCase{policy: pol{}.String(), line: "mcinit.profile=development", image: func(t *testing.T, im *boottest.Image) {
 		im.Sign(t, layout.GrantsDir+"/unit.toml", []byte(grant))
 	}})
@@ -338,7 +352,7 @@ func TestBootGrant(t *testing.T) {
 // and never reaches the real init.
 func TestBootRefusals(t *testing.T) {
 	good := pol{}.String()
-	floorPol := pol{production: fmt.Sprintf("rollback_nv_index = %#x", floorIdx)}.String()
+	floorPol := pol{nvIndex: floorIdx}.String()
 	tampered := func(t *testing.T, im *boottest.Image) {
 		im.FS[layout.PolicyFile] = &fstest.MapFile{Data: []byte(strings.Replace(good, "version = 3", "version = 4", 1))}
 	}
@@ -352,7 +366,7 @@ func TestBootRefusals(t *testing.T) {
 			[]measure.Tag{measure.TagPolicy, measure.TagKeySet}},
 		{"tampered policy", bootCase{policy: good, image: tampered}, "policy: policy signature: …",
 			[]measure.Tag{measure.TagPolicy, measure.TagKeySet}},
-		{"board not covered", bootCase{policy: pol{boards: `["intel-nuc"]`, dev: "allow_boards = [\"intel-nuc\"]\n"}.String()},
+		{"board not covered", bootCase{policy: pol{boards: []string{"intel-nuc"}, dev: &policy.Development{AllowBoards: []string{"intel-nuc"}}}.String()},
 			"board qemu-x86_64 is not covered by policy version 3",
 			[]measure.Tag{measure.TagPolicy, measure.TagKeySet, measure.TagBoard}},
 		{"unknown board", bootCase{policy: good, vendor: "ACME"},
@@ -441,7 +455,7 @@ func TestBootTPMFailures(t *testing.T) {
 	for _, required := range []bool{true, false} {
 		p := pol{}.String()
 		if !required {
-			p = pol{production: "tpm_required = false"}.String()
+			p = pol{tpmOptional: true}.String()
 		}
 		for i, tag := range tags {
 			t.Run(fmt.Sprintf("required=%t/extend-%d-%s", required, i+1, tag), func(t *testing.T) {
@@ -477,7 +491,7 @@ func TestBootTPMFailures(t *testing.T) {
 // development goes on, says so, and measures the failure before the
 // separator, so no verifier classifies the boot.
 func TestBootFloorLockFails(t *testing.T) {
-	p := pol{production: fmt.Sprintf("rollback_nv_index = %#x", floorIdx)}.String()
+	p := pol{nvIndex: floorIdx}.String()
 	failLock := func(t *testing.T, tpm *boottest.FaultTPM) {
 		provisionFloor(3)(t, tpm)
 		tpm.FailCC, tpm.FailAt = boottest.CCNVWriteLock, 1

@@ -1,13 +1,13 @@
 package main
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mcinit/mcinit/boot/boottest"
+	"github.com/mcinit/mcinit/policy"
 )
 
 // TestRescueShell: the rescue shell through the whole pipeline. It is
@@ -18,10 +18,10 @@ import (
 // measured before the shell starts.
 func TestRescueShell(t *testing.T) {
 	const dev = "mcinit.profile=development"
-	devDevice := fmt.Sprintf("allow_devices = [{ board = \"qemu-x86_64\", device_id = %q }]\n", devSerial)
-	withShell := pol{dev: devDevice + "rescue_shell = true\nrescue_timeout = 10\n"}.String()
-	defaultWait := pol{dev: devDevice + "rescue_shell = true\n"}.String()
-	noShell := pol{dev: devDevice}.String()
+	devDevice := []policy.Device{{Board: "qemu-x86_64", DeviceID: devSerial}}
+	withShell := pol{dev: &policy.Development{AllowDevices: devDevice, RescueShell: true, RescueTimeout: 10}}.String()
+	defaultWait := pol{dev: &policy.Development{AllowDevices: devDevice, RescueShell: true}}.String()
+	noShell := pol{dev: &policy.Development{AllowDevices: devDevice}}.String()
 	const noInit = "no executable /sbin/init in the new root: no such file or directory"
 	for _, tc := range []struct {
 		name    string

@@ -15,24 +15,10 @@ import (
 	"github.com/mcinit/mcinit/decide"
 	"github.com/mcinit/mcinit/identity"
 	"github.com/mcinit/mcinit/measure"
+	"github.com/mcinit/mcinit/policy"
 	"github.com/mcinit/mcinit/signing"
 	"github.com/mcinit/mcinit/tpmdev/swtpm"
 )
-
-const testPolicyTOML = `format = 1
-version = 20261201
-boards = ["qemu-x86_64"]
-pcr = 13
-
-[production]
-[[production.root]]
-name = "A"
-root_hash = "4f2d9c1e8b7a6f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6"
-data_blocks = 1
-
-[development]
-allow_boards = ["qemu-x86_64"]
-`
 
 // signedPolicy writes a policy, its signature and a one-key key set.
 func signedPolicy(t *testing.T, dir string) (polFile, keysDir string) {
@@ -51,8 +37,13 @@ func signedPolicy(t *testing.T, dir string) (polFile, keysDir string) {
 	os.WriteFile(filepath.Join(keysDir, "rel.pem"), pemb, 0o644)
 	os.WriteFile(filepath.Join(keysDir, "keyset.toml"), []byte("threshold = 1\n"), 0o644)
 	polFile = filepath.Join(dir, "policy.toml")
-	os.WriteFile(polFile, []byte(testPolicyTOML), 0o644)
-	sig, err := signing.Sign(k, []byte(testPolicyTOML))
+	doc := testPolicy(t, 20261201, []string{"qemu-x86_64"}, func(p *policy.Policy) {
+		p.PCR = policy.DefaultPCR
+		p.Production.Roots[0].DataBlocks = 1
+		p.Development.AllowBoards = []string{"qemu-x86_64"}
+	})
+	os.WriteFile(polFile, doc, 0o644)
+	sig, err := signing.Sign(k, doc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/mcinit/mcinit/policy"
 	"github.com/mcinit/mcinit/signing"
 )
 
@@ -128,14 +130,14 @@ func TestPolicyResettablePCR(t *testing.T) {
 	pub, _ := os.ReadFile(in("a.pub"))
 	os.WriteFile(filepath.Join(keys, "a.pem"), pub, 0o644)
 	os.WriteFile(filepath.Join(keys, "keyset.toml"), []byte("threshold = 1\n"), 0o644)
-	for _, pcr := range []string{"16", "23"} {
-		pol := in("p" + pcr + ".toml")
-		os.WriteFile(pol, []byte("format = 1\nversion = 1\nboards = [\"qemu-x86_64\"]\npcr = "+pcr+"\n[[production.root]]\nroot_hash = \""+strings.Repeat("0", 64)+"\"\ndata_blocks = 1\n"), 0o644)
+	for _, pcr := range []int{16, 23} {
+		pol := in(fmt.Sprintf("p%d.toml", pcr))
+		os.WriteFile(pol, testPolicy(t, 1, []string{"qemu-x86_64"}, func(p *policy.Policy) { p.PCR = pcr }), 0o644)
 		if c := code("policy", "sign", "-key", in("a.key"), pol); c == exitOK {
-			t.Errorf("policy sign with pcr %s: exit %d", pcr, c)
+			t.Errorf("policy sign with pcr %d: exit %d", pcr, c)
 		}
 		if _, err := os.Stat(pol + ".sig"); err == nil {
-			t.Errorf("policy sign with pcr %s wrote a signature", pcr)
+			t.Errorf("policy sign with pcr %d wrote a signature", pcr)
 		}
 		// Signed anyway, behind the verb's back: verify must still refuse.
 		kb, _ := os.ReadFile(in("a.key"))
@@ -150,7 +152,7 @@ func TestPolicyResettablePCR(t *testing.T) {
 		}
 		os.WriteFile(pol+".sig", signing.FormatSignatures([]signing.Signature{sig}), 0o644)
 		if c := code("policy", "verify", "-keys", keys, pol); c != exitRejected {
-			t.Errorf("policy verify with pcr %s: exit %d, want %d", pcr, c, exitRejected)
+			t.Errorf("policy verify with pcr %d: exit %d, want %d", pcr, c, exitRejected)
 		}
 	}
 }
@@ -178,9 +180,9 @@ func TestDecideGenericBoard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	write := func(name, head string) string {
+	write := func(name string, boards []string, unknown bool) string {
 		p := in(name)
-		doc := []byte("format = 1\nversion = 1\n" + head + "\n[[production.root]]\nroot_hash = \"" + strings.Repeat("0", 64) + "\"\ndata_blocks = 1\n")
+		doc := testPolicy(t, 1, boards, func(p *policy.Policy) { p.AllowUnknownBoards = unknown })
 		os.WriteFile(p, doc, 0o644)
 		sig, err := signing.Sign(priv, doc)
 		if err != nil {
@@ -190,15 +192,17 @@ func TestDecideGenericBoard(t *testing.T) {
 		return p
 	}
 	for _, tc := range []struct {
-		name, head string
-		want       int
+		name    string
+		boards  []string
+		unknown bool
+		want    int
 	}{
-		{"listed, unknown not allowed", `boards = ["qemu-x86_64", "generic-x86_64"]` + "\nallow_unknown_boards = false", exitRejected},
-		{"listed, unknown allowed", `boards = ["generic-x86_64"]` + "\nallow_unknown_boards = true", exitRejected},
-		{"not listed, unknown not allowed", `boards = ["qemu-x86_64"]`, exitRejected},
-		{"not listed, unknown allowed", `boards = ["qemu-x86_64"]` + "\nallow_unknown_boards = true", exitOK},
+		{"listed, unknown not allowed", []string{"qemu-x86_64", "generic-x86_64"}, false, exitRejected},
+		{"listed, unknown allowed", []string{"generic-x86_64"}, true, exitRejected},
+		{"not listed, unknown not allowed", []string{"qemu-x86_64"}, false, exitRejected},
+		{"not listed, unknown allowed", []string{"qemu-x86_64"}, true, exitOK},
 	} {
-		p := write(strings.ReplaceAll(tc.name, " ", "_")+".toml", tc.head)
+		p := write(strings.ReplaceAll(tc.name, " ", "_")+".toml", tc.boards, tc.unknown)
 		if c := code("decide", "-policy", p, "-keys", keys, "-board", "generic-x86_64"); c != tc.want {
 			t.Errorf("%s: decide -board generic-x86_64: exit %d, want %d", tc.name, c, tc.want)
 		}

@@ -8,26 +8,42 @@ import (
 	"testing"
 
 	"github.com/mcinit/mcinit/identity"
+	"github.com/mcinit/mcinit/policy"
 	"github.com/mcinit/mcinit/signing"
 )
 
-const predictPolicyTOML = `format = 1
-version = 3
-boards = ["qemu-x86_64"]
+const testRootHash = "4f2d9c1e8b7a6f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6"
 
-[production]
-[[production.root]]
-name = "A"
-root_hash = "4f2d9c1e8b7a6f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6"
-data_blocks = 1024
+// testPolicy is a one-root policy for boards, written by policy.Marshal
+// (the one writer of the format) after edits.
+func testPolicy(t *testing.T, version uint64, boards []string, edits ...func(*policy.Policy)) []byte {
+	t.Helper()
+	p := &policy.Policy{
+		Format:     policy.FormatVersion,
+		Version:    version,
+		Boards:     boards,
+		Production: policy.Production{Roots: []policy.Root{{Name: "A", RootHash: testRootHash, DataBlocks: 1024}}},
+	}
+	for _, e := range edits {
+		e(p)
+	}
+	b, err := policy.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
 
-[development]
-allow_devices = [{ board = "qemu-x86_64", device_id = "8a1c2f0e-uuid" }]
-`
+// predictPolicy lists one unit by its DMI UUID.
+func predictPolicy(t *testing.T) []byte {
+	return testPolicy(t, 3, []string{"qemu-x86_64"}, func(p *policy.Policy) {
+		p.Development.AllowDevices = []policy.Device{{Board: "qemu-x86_64", DeviceID: "8a1c2f0e-uuid"}}
+	})
+}
 
 // signPolicyText writes text as dir/policy.toml, signed by a new key
 // that dir/keys trusts (threshold 1).
-func signPolicyText(t *testing.T, dir, text string) (polFile, keysDir string) {
+func signPolicyText(t *testing.T, dir string, text []byte) (polFile, keysDir string) {
 	t.Helper()
 	k, err := signing.GenerateKey(signing.AlgEd25519)
 	if err != nil {
@@ -40,8 +56,8 @@ func signPolicyText(t *testing.T, dir, text string) (polFile, keysDir string) {
 	os.WriteFile(filepath.Join(keysDir, "rel.pem"), pemb, 0o644)
 	os.WriteFile(filepath.Join(keysDir, "keyset.toml"), []byte("threshold = 1\n"), 0o644)
 	polFile = filepath.Join(dir, "policy.toml")
-	os.WriteFile(polFile, []byte(text), 0o644)
-	sig, err := signing.Sign(k, []byte(text))
+	os.WriteFile(polFile, text, 0o644)
+	sig, err := signing.Sign(k, text)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +72,7 @@ func signPolicyText(t *testing.T, dir, text string) (polFile, keysDir string) {
 // usage error.
 func TestPredictDecides(t *testing.T) {
 	dir := t.TempDir()
-	pol, keys := signPolicyText(t, dir, predictPolicyTOML)
+	pol, keys := signPolicyText(t, dir, predictPolicy(t))
 
 	listed := identity.Identity{Source: identity.SourceDMI, Arch: "amd64", Serial: "To Be Filled By O.E.M.", SystemUUID: "8a1c2f0e-uuid"}
 	other := identity.Identity{Source: identity.SourceDMI, Arch: "amd64", Serial: "To Be Filled By O.E.M.", SystemUUID: "other"}
@@ -95,16 +111,7 @@ func TestPredictDecides(t *testing.T) {
 // (its provenance would be unknown).
 func TestPredictImportedBoard(t *testing.T) {
 	dir := t.TempDir()
-	polFile, keysDir := signPolicyText(t, dir, `format = 1
-version = 1
-boards = ["pine64-pinebook-pro", "qemu-aarch64-virt"]
-
-[production]
-[[production.root]]
-name = "A"
-root_hash = "4f2d9c1e8b7a6f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6"
-data_blocks = 1024
-`)
+	polFile, keysDir := signPolicyText(t, dir, testPolicy(t, 1, []string{"pine64-pinebook-pro", "qemu-aarch64-virt"}))
 	ident := `source=dt arch=arm64 compatible=["pine64,pinebook-pro"] model="Pine64 Pinebook Pro" serial=""`
 	common := []string{"-policy", polFile, "-keys", keysDir, "-identity", ident}
 	out := captureStdout(t, func() error { return runPredict(append(common, "-board", "pine64-pinebook-pro")) })
