@@ -10,6 +10,8 @@ import (
 
 	"github.com/mcinit/mcinit/cmdline"
 	"github.com/mcinit/mcinit/decide"
+	"github.com/mcinit/mcinit/grantpart"
+	"github.com/mcinit/mcinit/policy"
 	"github.com/mcinit/mcinit/signing"
 )
 
@@ -35,8 +37,9 @@ func runDecide(args []string) error {
 	now := fs.String("now", "", "the device's clock, RFC 3339 (default: this host's clock; \"unset\": a clock that was never set)")
 	var grants polStringList
 	fs.Var(&grants, "grant", "development grant G.toml (signature in G.toml.sig); repeatable")
+	grantsDisk := fs.String("grants-disk", "", "also the grants in this disk image's (or device's) mcinit-grants partition, as /init reads them")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: mcinit decide -policy P [-sig S] -keys DIR -board B [-device ID] [-cmdline LINE] [-grant G.toml ...] [-floor N] [-now TIME]\n\nexit 0: the device boots (profile printed); 3: refused (the refusal line printed)")
+		fmt.Fprintln(fs.Output(), "usage: mcinit decide -policy P [-sig S] -keys DIR -board B [-device ID] [-cmdline LINE] [-grant G.toml ...] [-grants-disk IMG] [-floor N] [-now TIME]\n\nexit 0: the device boots (profile printed); 3: refused (the refusal line printed)")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -105,6 +108,22 @@ func runDecide(args []string) error {
 		}
 		in.Grants = append(in.Grants, v)
 	}
+	if *grantsDisk != "" {
+		es, err := grantpart.ReadDisk(*grantsDisk)
+		switch {
+		case errors.Is(err, grantpart.ErrBlank):
+		case err != nil:
+			fmt.Printf("warning: grants partition %s ignored: %v\n", *grantsDisk, err)
+		}
+		for _, e := range es {
+			v, err := policy.VerifyGrant(e.Grant, e.Sig, ks)
+			if err != nil {
+				fmt.Printf("warning: grant ignored: %s %q: %v\n", *grantsDisk, e.Name, err)
+				continue
+			}
+			in.Grants = append(in.Grants, v)
+		}
+	}
 
 	d, err := decide.Decide(in)
 	var ref *decide.Refusal
@@ -117,6 +136,9 @@ func runDecide(args []string) error {
 	}
 	fmt.Printf("profile  %s\nrequest  %s\nreason   %s\nfacts    %s\n", d.Profile, d.Request, d.Reason, d.Canonical())
 	fmt.Printf("policy   version %d, sha256 %x, signed by %d of threshold %d\n", d.PolicyVersion, in.Policy.Digest, len(in.Policy.SignedBy), ks.Threshold)
+	if d.Grant != nil {
+		fmt.Printf("grant    %s\n", d.Grant)
+	}
 	if d.Debug || d.Shell {
 		fmt.Printf("flags    debug=%t shell=%t\n", d.Debug, d.Shell)
 	}

@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/mcinit/mcinit/diskimage"
@@ -71,6 +73,21 @@ func TestGrantDisk(t *testing.T) {
 		t.Fatal("grant write changed bytes outside the grants partition")
 	}
 	must("grant", "list", "-disk", disk, "-keys", keys)
+	// decide reads the disk's grants as /init does.
+	sample, err := os.ReadFile("../../policy/testdata/sample-policy.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := in("p.toml")
+	os.WriteFile(pol, sample, 0o644)
+	must("policy", "sign", "-key", in("a.key"), pol)
+	out, err = capture(t, func() error {
+		return verbs["decide"].run([]string{"-policy", pol, "-keys", keys, "-board", "qemu-x86_64", "-device", "SN-1",
+			"-cmdline", "mcinit.profile=development", "-grants-disk", disk})
+	})
+	if err != nil || !strings.Contains(out, "reason   dev-allowed-grant") || !strings.Contains(out, `grant    grant board=qemu-x86_64 device="SN-1"`) {
+		t.Errorf("decide -grants-disk: %v\n%s", err, out)
+	}
 	// Without -keys a foreign grant is written (it is only parsed); list
 	// with -keys then rejects it.
 	must("grant", "write", "-disk", disk, in("g1.toml"), in("foreign.toml"))
@@ -100,4 +117,20 @@ func TestGrantDisk(t *testing.T) {
 	if c := code("grant", "write", in("g1.toml")); c != exitUsage {
 		t.Errorf("grant write without -disk: exit %d", c)
 	}
+}
+
+// capture runs f with os.Stdout redirected and returns what it printed.
+func capture(t *testing.T, f func() error) (string, error) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := os.Stdout
+	os.Stdout = w
+	ferr := f()
+	os.Stdout = old
+	w.Close()
+	b, _ := io.ReadAll(r)
+	return string(b), ferr
 }
