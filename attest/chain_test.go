@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"encoding/hex"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -206,6 +207,53 @@ func tagRecord(banks []crypto.Hash, pcr uint32) []byte {
 		b = append(b, make([]byte, h.Size())...)
 	}
 	return append(b, 0, 0, 0, 0)
+}
+
+func TestVerifyChainPlatformPCRs(t *testing.T) {
+	nonce := []byte("platform")
+	ev, ak := chainDevice(t, fwLog(t, "ovmf-x86_64-uki-sb-on"), bootFor(decide.Production).Events(), nonce)
+	fw, err := fwlog.Parse(ev.FirmwareLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden := goldenFromLog(t, "ovmf-x86_64-uki-sb-on")
+	if err := golden.SetPlatform(fw); err != nil {
+		t.Fatal(err)
+	}
+	// Through the file format, as -golden reads it.
+	b, err := json.Marshal(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := ParseGolden(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(g.Platform) != len(PlatformPCRs) {
+		t.Fatalf("platform PCRs %v", g.Platform)
+	}
+	v, err := Verify(ev, known(), nonce, ak, Options{UKIs: []*UKIGolden{g}})
+	if err != nil || v.Verdict != VerdictOK || !slices.ContainsFunc(v.Checks, func(c Check) bool { return c.Name == "platform" && c.OK }) {
+		t.Fatalf("golden platform: %v, checks %+v", err, v.Checks)
+	}
+	// Another firmware (one PCR 0 value): rejected, naming it.
+	g.Platform["0"]["sha256"] = strings.Repeat("ab", 32)
+	v, err = Verify(ev, known(), nonce, ak, Options{UKIs: []*UKIGolden{g}})
+	if err == nil || !slices.Equal(checkNames(v), []string{"platform"}) || !strings.Contains(err.Error(), "PCR 0 (sha256) is ") {
+		t.Errorf("other firmware: %v, failed %v", err, checkNames(v))
+	}
+	// Only PCRs 0-3, 5, 6, well-formed.
+	for _, bad := range []string{`{"4":{"sha256":"` + strings.Repeat("00", 32) + `"}}`, `{"00":{"sha256":"` + strings.Repeat("00", 32) + `"}}`, `{"0":{"sha256":"00"}}`} {
+		var m map[string]map[string]string
+		if err := json.Unmarshal([]byte(bad), &m); err != nil {
+			t.Fatal(err)
+		}
+		g.Platform = m
+		b, _ := json.Marshal(g)
+		if _, err := ParseGolden(b); err == nil {
+			t.Errorf("ParseGolden accepted platform_pcrs %s", bad)
+		}
+	}
 }
 
 func TestVerifyChainSecureBootOff(t *testing.T) {

@@ -3,8 +3,10 @@ package attest
 import (
 	"bytes"
 	"encoding/hex"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -158,4 +160,27 @@ func readSeed(t testing.TB, path string) [][]byte {
 		t.Fatalf("%s: %d values, want quote, signature, log", path, len(out))
 	}
 	return out
+}
+
+// FuzzParseGolden: a golden file that parses has well-formed values only,
+// and survives a round trip.
+func FuzzParseGolden(f *testing.F) {
+	f.Fuzz(func(t *testing.T, b []byte) {
+		g, err := ParseGolden(b)
+		if err != nil {
+			return
+		}
+		for p := range g.Platform {
+			if i, err := strconv.Atoi(p); err != nil || !slices.Contains(PlatformPCRs, i) {
+				t.Fatalf("platform PCR %q accepted", p)
+			}
+		}
+		again, err := json.Marshal(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ParseGolden(again); err != nil {
+			t.Fatalf("a parsed golden file does not parse again: %v", err)
+		}
+	})
 }

@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 
+	"github.com/mcinit/mcinit/fwlog"
 	"github.com/mcinit/mcinit/measure"
 	"github.com/mcinit/mcinit/uki"
 )
@@ -19,12 +22,43 @@ const GoldenVersion = 1
 // Authenticode is the image's Authenticode digest, which the firmware
 // extends into PCR 4 as EV_EFI_BOOT_SERVICES_APPLICATION; PCR11 is the
 // value the stub leaves in PCR 11 after measuring the sections.
+//
+// Platform, when given, holds the firmware's own PCRs (PlatformPCRs:
+// code, configuration, option ROMs, boot disk GPT, manufacturer) as a
+// known-good boot of the fleet's hardware and firmware left them: PCR
+// index → bank → value. The verifier then compares them too.
 type UKIGolden struct {
-	Version      int               `json:"version"`
-	Name         string            `json:"name"`
-	Authenticode map[string]string `json:"authenticode"`
-	PCR11        map[string]string `json:"pcr11"`
-	Sections     []string          `json:"sections"`
+	Version      int                          `json:"version"`
+	Name         string                       `json:"name"`
+	Authenticode map[string]string            `json:"authenticode"`
+	PCR11        map[string]string            `json:"pcr11"`
+	Sections     []string                     `json:"sections"`
+	Platform     map[string]map[string]string `json:"platform_pcrs,omitempty"`
+}
+
+// PlatformPCRs are the firmware PCRs a golden file may fix: 0-3, 5 and 6.
+// PCR 4 and 7 are checked by their events (the UKI, Secure Boot); their
+// values also depend on the keys and images, not just the platform.
+var PlatformPCRs = []int{0, 1, 2, 3, 5, 6}
+
+// SetPlatform fills g.Platform from a known-good boot's firmware log,
+// replayed, in the banks of g.
+func (g *UKIGolden) SetPlatform(fw *fwlog.Log) error {
+	vals := fw.ReplayPCRs(PlatformPCRs)
+	g.Platform = map[string]map[string]string{}
+	for _, p := range PlatformPCRs {
+		m := map[string]string{}
+		for bank := range g.Authenticode {
+			h := bankByName(bank)
+			v := vals[p][h]
+			if v == nil {
+				return fmt.Errorf("golden values: the firmware log has no %s bank", bank)
+			}
+			m[bank] = hex.EncodeToString(v)
+		}
+		g.Platform[strconv.Itoa(p)] = m
+	}
+	return nil
 }
 
 // GoldenFromUKI computes a UKI's golden values in the given banks.
@@ -74,6 +108,18 @@ func ParseGolden(b []byte) (*UKIGolden, error) {
 			d, err := hex.DecodeString(v)
 			if h == 0 || err != nil || len(d) != h.Size() {
 				return nil, fmt.Errorf("golden values: %s value %q", bank, v)
+			}
+		}
+	}
+	for p, m := range g.Platform {
+		if i, err := strconv.Atoi(p); err != nil || !slices.Contains(PlatformPCRs, i) || strconv.Itoa(i) != p {
+			return nil, fmt.Errorf("golden values: platform PCR %q is not one of %v", p, PlatformPCRs)
+		}
+		for bank, v := range m {
+			h := bankByName(bank)
+			d, err := hex.DecodeString(v)
+			if h == 0 || err != nil || len(d) != h.Size() {
+				return nil, fmt.Errorf("golden values: PCR %s %s value %q", p, bank, v)
 			}
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"hash"
 	"math/big"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/google/go-tpm/tpm2"
@@ -525,6 +526,11 @@ func (v *Verdict) anchor(fw *fwlog.Log, pcrs []int, banks []crypto.Hash, values 
 	}
 	v.check("uki-sections", err, "PCR 11: the UKI's sections as the stub measured them")
 
+	// PCRs 0-3, 5, 6: the platform, when the matched golden values fix it.
+	if match != nil && len(match.Platform) > 0 {
+		v.check("platform", platformMatches(match.Platform, values, banks), "PCRs 0-3, 5, 6: the firmware, its configuration and the boot disk are the golden file's")
+	}
+
 	// PCR 12: nothing from outside the UKI (a command line override).
 	err = nil
 	if params, perr := fw.StubEvents(fwlog.PCRStubParams); perr != nil {
@@ -533,6 +539,32 @@ func (v *Verdict) anchor(fw *fwlog.Log, pcrs []int, banks []crypto.Hash, values 
 		err = fmt.Errorf("PCR 12: the stub measured %d event(s) (%q): a command line or credentials from outside the UKI", len(params), params[0].Description)
 	}
 	v.check("cmdline", err, "PCR 12: the command line is the UKI's own")
+}
+
+// platformMatches compares the firmware's replayed PCRs with golden
+// values in every quoted bank they give, naming the first that differs.
+func platformMatches(g map[string]map[string]string, values map[int]map[crypto.Hash][]byte, banks []crypto.Hash) error {
+	n := 0
+	for _, p := range PlatformPCRs {
+		m, ok := g[strconv.Itoa(p)]
+		if !ok {
+			continue
+		}
+		for _, h := range banks {
+			want := goldenValue(m, h)
+			if want == nil {
+				continue
+			}
+			n++
+			if got := values[p][h]; !bytes.Equal(want, got) {
+				return fmt.Errorf("PCR %d (%s) is %x, the golden value %x", p, measure.BankName(h), got, want)
+			}
+		}
+	}
+	if n == 0 {
+		return errors.New("the golden platform values cover none of the quoted banks")
+	}
+	return nil
 }
 
 // goldenMatches: every quoted bank that the golden values cover matches,

@@ -29,7 +29,7 @@ func init() {
 const predictUsage = `usage: mcinit predict -policy P [-sig S] -keys DIR -board B -identity ID [-profile production|development]
                       [-request R | -cmdline LINE] [-grant G.toml ... [-grant-source partition|initramfs]] [-reason R] [-root-hash H]
                       [-banks sha256,...] [-format text|json|tpm2] [-o FILE] [-boards DIR] [-uki UKI.efi]
-       mcinit predict -uki UKI.efi [-banks sha256,...] [-format text|json|tpm2] [-o FILE]
+       mcinit predict -uki UKI.efi [-platform-log FWLOG] [-banks sha256,...] [-format text|json|tpm2] [-o FILE]
 
 Replays /init's measurements offline: the same decision (package decide,
 through package boot) and the same event builder, with the facts given
@@ -39,7 +39,8 @@ instead of read. -identity is the identity's canonical string
 decide otherwise or refuse. -format tpm2 writes the raw PCR value(s), in
 bank order, for tpm2_createpolicy --policy-pcr -l sha256:PCR -f FILE.
 -uki adds what firmware and the systemd stub measure for that UKI: its
-Authenticode digest (PCR 4) and PCR 11 (see predict_uki.go).`
+Authenticode digest (PCR 4) and PCR 11 (see predict_uki.go); -platform-log
+adds PCRs 0-3, 5 and 6 as a known-good boot's firmware log replays them.`
 
 // bankList parses "sha1,sha256".
 func bankList(s string) ([]crypto.Hash, error) {
@@ -72,6 +73,7 @@ func runPredict(args []string) error {
 	format := fs.String("format", "text", "output: text, json, or tpm2 (raw PCR values)")
 	out := fs.String("o", "-", "output file")
 	ukiFile := fs.String("uki", "", "a UKI: also predict its PCR 4 event and PCR 11")
+	platformLog := fs.String("platform-log", "", "with -uki: a known-good boot's firmware log (fwlog.bin); its PCRs 0-3, 5, 6 become golden values")
 	var grants polStringList
 	fs.Var(&grants, "grant", "development grant G.toml (signature in G.toml.sig); repeatable")
 	grantSource := fs.String("grant-source", measure.GrantInPartition, "where /init reads the -grant files: partition (the disk's mcinit-grants) or initramfs; the grant event measures it")
@@ -79,8 +81,11 @@ func runPredict(args []string) error {
 		return usagef("%v", err)
 	}
 	var ukiOut []byte
+	if *platformLog != "" && *ukiFile == "" {
+		return usagef("predict: -platform-log needs -uki")
+	}
 	if *ukiFile != "" {
-		b, err := predictUKI(*ukiFile, *banks, *format, *polFile != "")
+		b, err := predictUKI(*ukiFile, *platformLog, *banks, *format, *polFile != "")
 		if err != nil || *polFile == "" {
 			if err == nil && fs.NArg() != 0 {
 				return usagef("predict: unexpected arguments %v", fs.Args())

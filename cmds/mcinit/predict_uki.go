@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/mcinit/mcinit/attest"
@@ -20,7 +21,10 @@ import (
 // golden values `mcinit verify -golden` reads) and tpm2 (raw PCR 11
 // values, bank order). withPolicy: the policy's prediction follows, which
 // only text can carry in the same output.
-func predictUKI(path, banks, format string, withPolicy bool) ([]byte, error) {
+//
+// platformLog, when set, is a known-good boot's firmware log: PCRs 0-3, 5
+// and 6 as it replays become golden values too (verify then compares them).
+func predictUKI(path, platformLog, banks, format string, withPolicy bool) ([]byte, error) {
 	bl, err := bankList(banks)
 	if err != nil {
 		return nil, usagef("predict: -banks: %v", err)
@@ -35,6 +39,19 @@ func predictUKI(path, banks, format string, withPolicy bool) ([]byte, error) {
 	g, err := attest.GoldenFromUKI(filepath.Base(path), pe, bl)
 	if err != nil {
 		return nil, err
+	}
+	if platformLog != "" {
+		lb, err := os.ReadFile(platformLog)
+		if err != nil {
+			return nil, err
+		}
+		fw, err := fwlog.Parse(lb)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", platformLog, err)
+		}
+		if err := g.SetPlatform(fw); err != nil {
+			return nil, fmt.Errorf("%s: %w", platformLog, err)
+		}
 	}
 	var b bytes.Buffer
 	switch format {
@@ -57,6 +74,11 @@ func predictUKI(path, banks, format string, withPolicy bool) ([]byte, error) {
 		}
 		for _, h := range bl {
 			n := measure.BankName(h)
+			for _, p := range attest.PlatformPCRs {
+				if v, ok := g.Platform[strconv.Itoa(p)][n]; ok {
+					fmt.Fprintf(&b, "%s:%d=%s\n", n, p, v)
+				}
+			}
 			fmt.Fprintf(&b, "%s:%d=%s\n", n, fwlog.PCRStub, g.PCR11[n])
 		}
 	default:

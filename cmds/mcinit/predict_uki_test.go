@@ -2,13 +2,18 @@ package main
 
 import (
 	"bytes"
+	"crypto"
+	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/mcinit/mcinit/attest"
+	"github.com/mcinit/mcinit/fwlog"
+	"github.com/mcinit/mcinit/measure"
 	"github.com/mcinit/mcinit/uki"
 )
 
@@ -89,5 +94,59 @@ func TestPredictUKIMatchesSystemdMeasure(t *testing.T) {
 	if !strings.Contains(string(txt), "sha256:4 EV_EFI_BOOT_SERVICES_APPLICATION authenticode="+g.Authenticode["sha256"]) ||
 		!strings.Contains(string(txt), "sha256:11="+g.PCR11["sha256"]) {
 		t.Errorf("predict -uki text:\n%s", txt)
+	}
+}
+
+// TestPredictUKIPlatformLog: -platform-log adds PCRs 0-3, 5 and 6 as a
+// known-good boot's firmware log replays them, in json and text.
+func TestPredictUKIPlatformLog(t *testing.T) {
+	const stub = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"
+	sb, err := os.ReadFile(stub)
+	if err != nil {
+		t.Fatalf("%s missing (Debian package systemd-boot-efi): %v", stub, err)
+	}
+	dir := t.TempDir()
+	p := func(n string) string { return filepath.Join(dir, n) }
+	pe, err := uki.Build(uki.Inputs{Stub: sb, Linux: bytes.Repeat([]byte("k"), 4096), Cmdline: []byte("console=ttyS0")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p("fleet.efi"), pe, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logFile := filepath.Join("..", "..", "fwlog", "testdata", "ovmf-x86_64-uki-sb-on.bin")
+	if err := runPredict([]string{"-uki", p("fleet.efi"), "-platform-log", logFile, "-banks", "sha1,sha256", "-format", "json", "-o", p("golden.json")}); err != nil {
+		t.Fatal(err)
+	}
+	gb, _ := os.ReadFile(p("golden.json"))
+	g, err := attest.ParseGolden(gb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb, _ := os.ReadFile(logFile)
+	fw, err := fwlog.Parse(lb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fw.ReplayPCRs(attest.PlatformPCRs)
+	if len(g.Platform) != len(attest.PlatformPCRs) {
+		t.Fatalf("platform PCRs %v", g.Platform)
+	}
+	for _, i := range attest.PlatformPCRs {
+		for _, h := range []crypto.Hash{crypto.SHA1, crypto.SHA256} {
+			if got := g.Platform[strconv.Itoa(i)][measure.BankName(h)]; got != hex.EncodeToString(want[i][h]) {
+				t.Errorf("PCR %d %s: %s, the log replays %x", i, measure.BankName(h), got, want[i][h])
+			}
+		}
+	}
+	if err := runPredict([]string{"-uki", p("fleet.efi"), "-platform-log", logFile, "-o", p("pred.txt")}); err != nil {
+		t.Fatal(err)
+	}
+	txt, _ := os.ReadFile(p("pred.txt"))
+	if !strings.Contains(string(txt), "sha256:0="+g.Platform["0"]["sha256"]+"\n") {
+		t.Errorf("text lacks PCR 0:\n%s", txt)
+	}
+	if err := runPredict([]string{"-platform-log", logFile}); err == nil {
+		t.Error("-platform-log without -uki accepted")
 	}
 }
