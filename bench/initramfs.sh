@@ -22,8 +22,7 @@ m="$work/bin/mcinit"
 "$m" keygen -out "$work/rel" >/dev/null
 cp "$work/rel.pub" "$work/keys/rel.pem"
 echo 'threshold = 1' >"$work/keys/keyset.toml"
-printf 'format = 1\nversion = 1\nboards = ["qemu-x86_64"]\n\n[[production.root]]\nname = "A"\nroot_hash = "%s"\ndata_blocks = 1\n' \
-	"$(printf 'ab%.0s' {1..32})" >"$work/policy.toml"
+"$m" policy new -version 1 -board qemu-x86_64 -root-name A -root-hash "$(printf 'ab%.0s' {1..32})" -data-blocks 1 -out "$work/policy.toml"
 "$m" policy sign -key "$work/rel.key" "$work/policy.toml" >/dev/null
 pack=(-arch amd64 -policy "$work/policy.toml" -keys "$work/keys" -kernel "$kernel")
 

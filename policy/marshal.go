@@ -38,13 +38,7 @@ func Marshal(p *Policy) ([]byte, error) {
 	}
 	for _, r := range pr.Roots {
 		w.arrayTable("production.root")
-		w.string("name", r.Name)
-		w.string("root_hash", r.RootHash)
-		w.string("hash_algorithm", r.HashAlgorithm)
-		w.string("salt", r.Salt)
-		w.uint("data_blocks", r.DataBlocks, false)
-		w.string("data_partlabel", r.DataPartLabel)
-		w.string("hash_partlabel", r.HashPartLabel)
+		w.root(r)
 	}
 
 	d := &p.Development
@@ -69,6 +63,25 @@ func Marshal(p *Policy) ([]byte, error) {
 		w.string("device_id", dev.DeviceID)
 	}
 	return w.done()
+}
+
+// MarshalRoot writes one [[production.root]] table, by the rules of
+// Marshal: the entry `mcinit image` prints for pasting into a policy.
+func MarshalRoot(r Root) ([]byte, error) {
+	w := &writer{}
+	w.b.WriteString("[[production.root]]\n")
+	w.root(r)
+	return w.done()
+}
+
+func (w *writer) root(r Root) {
+	w.string("name", r.Name)
+	w.string("root_hash", r.RootHash)
+	w.string("hash_algorithm", r.HashAlgorithm)
+	w.string("salt", r.Salt)
+	w.uint("data_blocks", r.DataBlocks, false)
+	w.string("data_partlabel", r.DataPartLabel)
+	w.string("hash_partlabel", r.HashPartLabel)
 }
 
 // MarshalGrant writes g as a grant document, by the rules of Marshal.

@@ -262,3 +262,23 @@ func grantRoundTrip(t testing.TB, doc []byte) {
 		t.Fatalf("grant round trip differs (%v):\n%#v\n%#v\n%s", err, g, h, out)
 	}
 }
+
+func TestMarshalRoot(t *testing.T) {
+	r := Root{RootHash: strings.Repeat("ab", 32), Salt: "00ff", DataBlocks: 7}
+	got, err := MarshalRoot(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "[[production.root]]\nroot_hash = \"" + r.RootHash + "\"\nsalt = \"00ff\"\ndata_blocks = 7\n"
+	if string(got) != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	// Pasted under a policy head, it is that policy's root.
+	p, err := Parse(append([]byte("format = 1\nversion = 1\nboards = [\"qemu-x86_64\"]\n\n"), got...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.HashAlgorithm = "sha256"; !reflect.DeepEqual(p.Production.Roots, []Root{r}) {
+		t.Errorf("pasted root %+v", p.Production.Roots)
+	}
+}

@@ -31,17 +31,8 @@ if [ -z "$policy" ]; then
 	hash=$(sed -n 's/.*"RootHash": "\([0-9a-f]*\)".*/\1/p' <<<"$res")
 	blocks=$(sed -n 's/.*"DataBlocks": \([0-9]*\).*/\1/p' <<<"$res")
 	policy=$work/policy-$arch.toml
-	cat >"$policy" <<POLICY
-format = 1
-version = 1
-boards = ["$board"]
-
-[[production.root]]
-name = "demo"
-root_hash = "$hash"
-data_blocks = $blocks
-POLICY
-	rm -f "$policy.sig"
+	rm -f "$policy" "$policy.sig"
+	"$mcinit" policy new -version 1 -board "$board" -root-name demo -root-hash "$hash" -data-blocks "$blocks" -out "$policy"
 	"$mcinit" policy sign -key "$work/release.key" "$policy" >/dev/null
 	echo "initramfs.sh: policy $policy pins $disk (root hash $hash)"
 fi

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mcinit/mcinit/diskimage"
 	"github.com/mcinit/mcinit/grantpart"
+	"github.com/mcinit/mcinit/policy"
 	"github.com/mcinit/mcinit/uki"
 )
 
@@ -201,7 +202,11 @@ func runImage(args []string) error {
 	if res.Verity != nil {
 		// The policy entry to paste: data_blocks is required, since the
 		// hash partition's superblock is not signed.
-		fmt.Fprintf(w, "policy:\n  [[production.root]]\n  root_hash = %q\n  salt = %q\n  data_blocks = %d\n", res.RootHash, res.Salt, res.DataBlocks)
+		entry, err := policy.MarshalRoot(policy.Root{RootHash: res.RootHash, Salt: res.Salt, DataBlocks: res.DataBlocks})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "policy:\n  %s\n", strings.ReplaceAll(strings.TrimSuffix(string(entry), "\n"), "\n", "\n  "))
 	}
 	for _, p := range res.Extra {
 		fmt.Fprintf(w, "extra:           partition %d %q PARTUUID=%s (%d bytes)\n", p.Number, p.Label, p.PartUUID, p.Size)

@@ -14,10 +14,11 @@ import (
 )
 
 func init() {
-	register("policy", "sign, verify or show a boot policy (sign|verify|show)", runPolicy)
+	register("policy", "write, sign, verify or show a boot policy (new|sign|verify|show)", runPolicy)
 }
 
-const policyUsage = `usage: mcinit policy sign -key KEY.key [-sig FILE] POLICY
+const policyUsage = `usage: mcinit policy new -version N -board B[,B...] -root-hash HEX -data-blocks N [-root-name NAME] [-salt HEX] -out POLICY
+       mcinit policy sign -key KEY.key [-sig FILE] POLICY
        mcinit policy sign -raw-signature SIG.bin -pubkey KEY.pub [-sig FILE] POLICY
        mcinit policy verify -keys DIR [-sig FILE] POLICY
        mcinit policy show [-keys DIR [-sig FILE]] POLICY
@@ -32,6 +33,8 @@ func runPolicy(args []string) error {
 		return usagef("%s", policyUsage)
 	}
 	switch args[0] {
+	case "new":
+		return runPolicyNew(args[1:])
 	case "sign":
 		return polSignCmd("policy sign", args[1:], func(b []byte) error { _, err := policy.Parse(b); return err }, policy.MaxPolicySize)
 	case "verify":
@@ -39,7 +42,7 @@ func runPolicy(args []string) error {
 	case "show":
 		return runPolicyShow(args[1:])
 	}
-	return usagef("unknown policy subcommand %q (sign, verify, show)", args[0])
+	return usagef("unknown policy subcommand %q (new, sign, verify, show)", args[0])
 }
 
 // polSignCmd implements `policy sign` and `grant sign`: check lets only a
