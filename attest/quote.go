@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 
+	"github.com/mcinit/mcinit/internal/bounded"
 	"github.com/mcinit/mcinit/measure"
 	"github.com/mcinit/mcinit/tpmdev"
 )
@@ -251,23 +251,11 @@ func (e *EvidenceError) Unwrap() error { return e.Err }
 
 func readDir(dir string) (*Evidence, error) {
 	read := func(name string, max int64, optional bool) ([]byte, error) {
-		p := filepath.Join(dir, name)
-		f, err := os.Open(p)
-		if err != nil {
-			if optional && errors.Is(err, os.ErrNotExist) {
-				return nil, nil
-			}
-			return nil, err
+		b, err := bounded.ReadFile(filepath.Join(dir, name), max)
+		if optional && errors.Is(err, os.ErrNotExist) {
+			return nil, nil
 		}
-		defer f.Close()
-		b, err := io.ReadAll(io.LimitReader(f, max+1))
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", p, err)
-		}
-		if int64(len(b)) > max {
-			return nil, fmt.Errorf("%s: more than %d bytes", p, max)
-		}
-		return b, nil
+		return b, err
 	}
 	var e Evidence
 	var err error

@@ -10,7 +10,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"path"
 	"regexp"
@@ -20,6 +19,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/mcinit/mcinit/identity"
+	bfile "github.com/mcinit/mcinit/internal/bounded"
 )
 
 //go:embed *.toml
@@ -530,7 +530,7 @@ func Load(fsys fs.FS) (*Set, error) {
 	}
 	var bs []*Board
 	for _, n := range names {
-		data, err := readBounded(fsys, n)
+		data, err := readBoardFile(fsys, n)
 		if err != nil {
 			return nil, err
 		}
@@ -543,18 +543,11 @@ func Load(fsys fs.FS) (*Set, error) {
 	return NewSet(bs...)
 }
 
-func readBounded(fsys fs.FS, name string) ([]byte, error) {
-	f, err := fsys.Open(name)
+// readBoardFile reads one board file of at most MaxFileSize bytes.
+func readBoardFile(fsys fs.FS, name string) ([]byte, error) {
+	b, err := bfile.ReadFS(fsys, name, MaxFileSize)
 	if err != nil {
-		return nil, fmt.Errorf("board file %s: %w", name, err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("board file %s: %w", name, err)
-	}
-	if len(b) > MaxFileSize {
-		return nil, fmt.Errorf("board file %s: larger than %d bytes", name, MaxFileSize)
+		return nil, fmt.Errorf("board file: %w", err)
 	}
 	return b, nil
 }

@@ -7,12 +7,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+
+	"github.com/mcinit/mcinit/internal/bounded"
 )
 
 // Source says where an identity came from.
@@ -181,7 +181,7 @@ func Read(sysRoot string) (Identity, error) {
 	}
 	fdtPath := filepath.Join(sysRoot, "sys/firmware/fdt")
 	if id, ok := try(fdtPath, func() (Identity, error) {
-		b, err := readBounded(fdtPath, MaxDTBSize)
+		b, err := bounded.ReadFile(fdtPath, MaxDTBSize)
 		if err != nil {
 			return Identity{}, err
 		}
@@ -191,11 +191,11 @@ func Read(sysRoot string) (Identity, error) {
 	}
 	tables := filepath.Join(sysRoot, "sys/firmware/dmi/tables")
 	if id, ok := try(tables, func() (Identity, error) {
-		ep, err := readBounded(filepath.Join(tables, "smbios_entry_point"), 64)
+		ep, err := bounded.ReadFile(filepath.Join(tables, "smbios_entry_point"), 64)
 		if err != nil {
 			return Identity{}, err
 		}
-		t, err := readBounded(filepath.Join(tables, "DMI"), MaxSMBIOSSize)
+		t, err := bounded.ReadFile(filepath.Join(tables, "DMI"), MaxSMBIOSSize)
 		if err != nil {
 			return Identity{}, err
 		}
@@ -215,21 +215,4 @@ func Read(sysRoot string) (Identity, error) {
 		msgs[i] = e.Error()
 	}
 	return Identity{}, fmt.Errorf("identify: %s", strings.Join(msgs, "; "))
-}
-
-// readBounded reads a whole file, refusing one larger than max bytes.
-func readBounded(path string, max int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
-	}
-	if int64(len(b)) > max {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, max)
-	}
-	return b, nil
 }

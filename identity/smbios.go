@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/u-root/u-root/pkg/smbios"
+
+	"github.com/mcinit/mcinit/internal/bounded"
 )
 
 // MaxSMBIOSSize bounds the SMBIOS structure table (real ones are a few KiB).
@@ -103,7 +105,7 @@ func FromDMIDir(dir string) (Identity, error) {
 	id := Identity{Source: SourceDMI, Arch: "amd64"}
 	found := 0
 	for name, field := range dmiFiles(&id) {
-		b, err := readBounded(filepath.Join(dir, name), 4096)
+		b, err := bounded.ReadFile(filepath.Join(dir, name), 4096)
 		switch {
 		case errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission):
 			continue

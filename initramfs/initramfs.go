@@ -23,6 +23,7 @@ import (
 	"github.com/u-root/mkuimage/cpio"
 
 	"github.com/mcinit/mcinit/initramfs/layout"
+	"github.com/mcinit/mcinit/internal/bounded"
 )
 
 // Paths inside the image; /init reads its configuration from here.
@@ -174,14 +175,7 @@ func Decompress(data []byte) ([]byte, error) {
 	default:
 		return nil, errors.New("initramfs: neither lz4 (legacy frame) nor gzip compressed")
 	}
-	raw, err := io.ReadAll(io.LimitReader(r, maxArchive+1))
-	if err != nil {
-		return nil, fmt.Errorf("initramfs: decompressing: %w", err)
-	}
-	if len(raw) > maxArchive {
-		return nil, fmt.Errorf("initramfs: archive larger than %d bytes", maxArchive)
-	}
-	return raw, nil
+	return bounded.Read(r, "initramfs: decompressed archive", maxArchive)
 }
 
 // baseArchive holds everything that is not a Go binary: device nodes,

@@ -22,6 +22,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"github.com/mcinit/mcinit/internal/bounded"
 )
 
 // MaxModuleSize bounds one (decompressed) module file.
@@ -433,12 +435,5 @@ func readModule(path string) ([]byte, error) {
 		}
 		r = gr
 	}
-	b, err := io.ReadAll(io.LimitReader(r, MaxModuleSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(b) > MaxModuleSize {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, MaxModuleSize)
-	}
-	return b, nil
+	return bounded.Read(r, path, MaxModuleSize)
 }

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
 	"github.com/mcinit/mcinit/attest"
 	"github.com/mcinit/mcinit/handoff"
+	"github.com/mcinit/mcinit/internal/bounded"
 	"github.com/mcinit/mcinit/measure"
 	"github.com/mcinit/mcinit/tpmdev"
 )
@@ -85,10 +85,10 @@ func runAttest(args []string) error {
 	}
 	if *activate != "" {
 		var ch attest.Challenge
-		if ch.CredBlob, err = readSmall(filepath.Join(*activate, attest.FileCredBlob)); err != nil {
+		if ch.CredBlob, err = bounded.ReadFile(filepath.Join(*activate, attest.FileCredBlob), maxSmallFile); err != nil {
 			return err
 		}
-		if ch.EncSecret, err = readSmall(filepath.Join(*activate, attest.FileEncSecret)); err != nil {
+		if ch.EncSecret, err = bounded.ReadFile(filepath.Join(*activate, attest.FileEncSecret), maxSmallFile); err != nil {
 			return err
 		}
 		secret, err := attest.Activate(dt, &ch)
@@ -142,38 +142,18 @@ func runAttest(args []string) error {
 	return ev.WriteDir(*out)
 }
 
+// maxSmallFile bounds the challenge and golden files the CLI reads.
+const maxSmallFile = 64 << 10
+
 // readFirmwareLog reads the firmware's log, mounting securityfs first when
 // the booted system has not (best effort); a missing log is nil.
 func readFirmwareLog(path string) ([]byte, error) {
 	if path == attest.FirmwareLogPath {
 		mountSecurityFS()
 	}
-	f, err := os.Open(path)
+	b, err := bounded.ReadFile(path, measure.MaxLogSize)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, measure.MaxLogSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(b) > measure.MaxLogSize {
-		return nil, fmt.Errorf("%s: more than %d bytes", path, measure.MaxLogSize)
-	}
-	return b, nil
-}
-
-// readSmall reads a file of at most 64 KiB.
-func readSmall(path string) ([]byte, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if st.Size() > 64<<10 {
-		return nil, fmt.Errorf("%s: %d bytes, more than 64 KiB", path, st.Size())
-	}
-	return os.ReadFile(path)
+	return b, err
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mcinit/mcinit/boards"
 	"github.com/mcinit/mcinit/identity"
+	"github.com/mcinit/mcinit/internal/bounded"
 )
 
 func init() {
@@ -43,7 +44,7 @@ func runIdentify(args []string) error {
 	switch {
 	case *dtb != "":
 		var b []byte
-		if b, err = readFileMax(*dtb, identity.MaxDTBSize); err == nil {
+		if b, err = bounded.ReadFile(*dtb, identity.MaxDTBSize); err == nil {
 			id, err = identity.FromDTB(b)
 		}
 	case *smb != "":
@@ -160,11 +161,11 @@ func readSMBIOSPath(p string) (identity.Identity, error) {
 	if fi.IsDir() {
 		ep := filepath.Join(p, "smbios_entry_point")
 		if _, err := os.Stat(ep); err == nil {
-			e, err := readFileMax(ep, 64)
+			e, err := bounded.ReadFile(ep, 64)
 			if err != nil {
 				return identity.Identity{}, err
 			}
-			t, err := readFileMax(filepath.Join(p, "DMI"), identity.MaxSMBIOSSize)
+			t, err := bounded.ReadFile(filepath.Join(p, "DMI"), identity.MaxSMBIOSSize)
 			if err != nil {
 				return identity.Identity{}, err
 			}
@@ -172,20 +173,9 @@ func readSMBIOSPath(p string) (identity.Identity, error) {
 		}
 		return identity.FromDMIDir(p)
 	}
-	b, err := readFileMax(p, identity.MaxSMBIOSSize+64)
+	b, err := bounded.ReadFile(p, identity.MaxSMBIOSSize+64)
 	if err != nil {
 		return identity.Identity{}, err
 	}
 	return identity.FromSMBIOSDump(b)
-}
-
-func readFileMax(p string, max int64) ([]byte, error) {
-	fi, err := os.Stat(p)
-	if err != nil {
-		return nil, err
-	}
-	if fi.Size() > max {
-		return nil, fmt.Errorf("%s: larger than %d bytes", p, max)
-	}
-	return os.ReadFile(p)
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/mcinit/mcinit/boards"
+	"github.com/mcinit/mcinit/internal/bounded"
 	"github.com/mcinit/mcinit/uki"
 )
 
@@ -158,6 +158,9 @@ func runUKI(args []string) error {
 	return nil
 }
 
+// maxKernelImage bounds a decompressed kernel image.
+const maxKernelImage = 1 << 30
+
 // readKernel reads a kernel image and returns it as an EFI application:
 // Debian's arm64 vmlinuz is a gzip of Image, which is decompressed.
 func readKernel(path string) ([]byte, error) {
@@ -171,7 +174,7 @@ func readKernel(path string) ([]byte, error) {
 			return nil, fmt.Errorf("kernel %s: %w", path, err)
 		}
 		var buf bytes.Buffer
-		if _, err := io.Copy(&buf, io.LimitReader(zr, 1<<30)); err != nil {
+		if _, err := bounded.Copy(&buf, zr, "decompressed", maxKernelImage); err != nil {
 			return nil, fmt.Errorf("kernel %s: %w", path, err)
 		}
 		b = buf.Bytes()

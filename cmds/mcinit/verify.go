@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/mcinit/mcinit/attest"
+	"github.com/mcinit/mcinit/internal/bounded"
 	"github.com/mcinit/mcinit/policy"
 	"github.com/mcinit/mcinit/signing"
 )
@@ -102,7 +103,7 @@ func runVerify(args []string) error {
 		opt.UKIs = append(opt.UKIs, g)
 	}
 	for _, f := range goldens {
-		b, err := readSmall(f)
+		b, err := bounded.ReadFile(f, maxSmallFile)
 		if err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -16,6 +17,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mcinit/mcinit/internal/bounded"
 )
 
 // Bounds on what the report copies, so a large /run/mcinit cannot flood
@@ -203,13 +206,12 @@ func (s sys) runFiles(r *reporter) {
 // mounts reports the root mount (source, fstype, ro/rw) and every mount as
 // mount.<mountpoint>=<fstype> <source> <options>.
 func (s sys) mounts(r *reporter) {
-	f, err := os.Open(s.proc + "/self/mountinfo")
+	b, err := bounded.ReadFile(s.proc+"/self/mountinfo", 1<<20)
 	if err != nil {
 		r.kv("mounts", "error: "+errName(err))
 		return
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(io.LimitReader(f, 1<<20))
+	sc := bufio.NewScanner(bytes.NewReader(b))
 	n := 0
 	for sc.Scan() {
 		m, ok := parseMountinfo(sc.Text())
@@ -270,14 +272,9 @@ func (s sys) rootWritable() error {
 	return os.Remove(p)
 }
 
-// readSmall reads at most limit bytes of a file.
+// readSmall reads a file of at most limit bytes as text.
 func readSmall(path string, limit int64) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit))
+	b, err := bounded.ReadFile(path, limit)
 	return string(b), err
 }
 

@@ -16,6 +16,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/mcinit/mcinit/internal/bounded"
 )
 
 // modulePath is the Go module whose root holds scripts/debpkg.sh.
@@ -142,7 +144,7 @@ func rawImage(path string) (string, error) {
 		return "", err
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, io.LimitReader(zr, 1<<30)); err != nil {
+	if _, err := bounded.Copy(tmp, zr, "decompressed", 1<<30); err != nil {
 		tmp.Close()
 		return "", fmt.Errorf("decompressing %s: %w", path, err)
 	}
