@@ -15,7 +15,7 @@ import (
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 
-	"github.com/mcinit/mcinit/internal/bounded"
+	"github.com/mcinit/mcinit/internal/boundedfile"
 	"github.com/mcinit/mcinit/measure"
 	"github.com/mcinit/mcinit/tpmdev"
 )
@@ -251,7 +251,7 @@ func (e *EvidenceError) Unwrap() error { return e.Err }
 
 func readDir(dir string) (*Evidence, error) {
 	read := func(name string, max int64, optional bool) ([]byte, error) {
-		b, err := bounded.ReadFile(filepath.Join(dir, name), max)
+		b, err := boundedfile.ReadPath(filepath.Join(dir, name), max)
 		if optional && errors.Is(err, os.ErrNotExist) {
 			return nil, nil
 		}

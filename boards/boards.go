@@ -19,7 +19,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/mcinit/mcinit/identity"
-	bfile "github.com/mcinit/mcinit/internal/bounded"
+	"github.com/mcinit/mcinit/internal/boundedfile"
 )
 
 //go:embed *.toml
@@ -545,7 +545,7 @@ func Load(fsys fs.FS) (*Set, error) {
 
 // readBoardFile reads one board file of at most MaxFileSize bytes.
 func readBoardFile(fsys fs.FS, name string) ([]byte, error) {
-	b, err := bfile.ReadFS(fsys, name, MaxFileSize)
+	b, err := boundedfile.Read(fsys, name, MaxFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("board file: %w", err)
 	}

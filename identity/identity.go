@@ -12,7 +12,7 @@ import (
 	"runtime"
 	"strings"
 
-	"github.com/mcinit/mcinit/internal/bounded"
+	"github.com/mcinit/mcinit/internal/boundedfile"
 )
 
 // Source says where an identity came from.
@@ -181,7 +181,7 @@ func Read(sysRoot string) (Identity, error) {
 	}
 	fdtPath := filepath.Join(sysRoot, "sys/firmware/fdt")
 	if id, ok := try(fdtPath, func() (Identity, error) {
-		b, err := bounded.ReadFile(fdtPath, MaxDTBSize)
+		b, err := boundedfile.ReadPath(fdtPath, MaxDTBSize)
 		if err != nil {
 			return Identity{}, err
 		}
@@ -191,11 +191,11 @@ func Read(sysRoot string) (Identity, error) {
 	}
 	tables := filepath.Join(sysRoot, "sys/firmware/dmi/tables")
 	if id, ok := try(tables, func() (Identity, error) {
-		ep, err := bounded.ReadFile(filepath.Join(tables, "smbios_entry_point"), 64)
+		ep, err := boundedfile.ReadPath(filepath.Join(tables, "smbios_entry_point"), 64)
 		if err != nil {
 			return Identity{}, err
 		}
-		t, err := bounded.ReadFile(filepath.Join(tables, "DMI"), MaxSMBIOSSize)
+		t, err := boundedfile.ReadPath(filepath.Join(tables, "DMI"), MaxSMBIOSSize)
 		if err != nil {
 			return Identity{}, err
 		}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/u-root/u-root/pkg/smbios"
 
-	"github.com/mcinit/mcinit/internal/bounded"
+	"github.com/mcinit/mcinit/internal/boundedfile"
 )
 
 // MaxSMBIOSSize bounds the SMBIOS structure table (real ones are a few KiB).
@@ -105,7 +105,7 @@ func FromDMIDir(dir string) (Identity, error) {
 	id := Identity{Source: SourceDMI, Arch: "amd64"}
 	found := 0
 	for name, field := range dmiFiles(&id) {
-		b, err := bounded.ReadFile(filepath.Join(dir, name), 4096)
+		b, err := boundedfile.ReadPath(filepath.Join(dir, name), 4096)
 		switch {
 		case errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission):
 			continue

@@ -23,7 +23,7 @@ import (
 	"github.com/u-root/mkuimage/cpio"
 
 	"github.com/mcinit/mcinit/initramfs/layout"
-	"github.com/mcinit/mcinit/internal/bounded"
+	"github.com/mcinit/mcinit/internal/boundedfile"
 )
 
 // Paths inside the image; /init reads its configuration from here.
@@ -175,7 +175,7 @@ func Decompress(data []byte) ([]byte, error) {
 	default:
 		return nil, errors.New("initramfs: neither lz4 (legacy frame) nor gzip compressed")
 	}
-	return bounded.Read(r, "initramfs: decompressed archive", maxArchive)
+	return boundedfile.ReadAll(r, "initramfs: decompressed archive", maxArchive)
 }
 
 // baseArchive holds everything that is not a Go binary: device nodes,

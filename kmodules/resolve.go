@@ -23,7 +23,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 
-	"github.com/mcinit/mcinit/internal/bounded"
+	"github.com/mcinit/mcinit/internal/boundedfile"
 )
 
 // MaxModuleSize bounds one (decompressed) module file.
@@ -435,5 +435,5 @@ func readModule(path string) ([]byte, error) {
 		}
 		r = gr
 	}
-	return bounded.Read(r, path, MaxModuleSize)
+	return boundedfile.ReadAll(r, path, MaxModuleSize)
 }

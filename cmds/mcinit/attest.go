@@ -10,7 +10,7 @@ import (
 
 	"github.com/mcinit/mcinit/attest"
 	"github.com/mcinit/mcinit/handoff"
-	"github.com/mcinit/mcinit/internal/bounded"
+	"github.com/mcinit/mcinit/internal/boundedfile"
 	"github.com/mcinit/mcinit/measure"
 	"github.com/mcinit/mcinit/tpmdev"
 )
@@ -85,10 +85,10 @@ func runAttest(args []string) error {
 	}
 	if *activate != "" {
 		var ch attest.Challenge
-		if ch.CredBlob, err = bounded.ReadFile(filepath.Join(*activate, attest.FileCredBlob), maxSmallFile); err != nil {
+		if ch.CredBlob, err = boundedfile.ReadPath(filepath.Join(*activate, attest.FileCredBlob), maxSmallFile); err != nil {
 			return err
 		}
-		if ch.EncSecret, err = bounded.ReadFile(filepath.Join(*activate, attest.FileEncSecret), maxSmallFile); err != nil {
+		if ch.EncSecret, err = boundedfile.ReadPath(filepath.Join(*activate, attest.FileEncSecret), maxSmallFile); err != nil {
 			return err
 		}
 		secret, err := attest.Activate(dt, &ch)
@@ -151,7 +151,7 @@ func readFirmwareLog(path string) ([]byte, error) {
 	if path == attest.FirmwareLogPath {
 		mountSecurityFS()
 	}
-	b, err := bounded.ReadFile(path, measure.MaxLogSize)
+	b, err := boundedfile.ReadPath(path, measure.MaxLogSize)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}

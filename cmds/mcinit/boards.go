@@ -14,7 +14,7 @@ import (
 
 	"github.com/mcinit/mcinit/boards"
 	"github.com/mcinit/mcinit/identity"
-	"github.com/mcinit/mcinit/internal/bounded"
+	"github.com/mcinit/mcinit/internal/boundedfile"
 	"github.com/mcinit/mcinit/kmodules"
 	"github.com/mcinit/mcinit/nixhw"
 )
@@ -122,7 +122,7 @@ func boardsImport(args []string, stdout, stderr io.Writer) error {
 
 	b := &boards.Board{}
 	if *base != "" {
-		data, err := bounded.ReadFile(*base, boards.MaxFileSize)
+		data, err := boundedfile.ReadPath(*base, boards.MaxFileSize)
 		if err != nil {
 			return err
 		}
@@ -213,7 +213,7 @@ func matchRules(compat, dmi []string, dtb, smb string, stderr io.Writer) ([]boar
 	}
 	switch {
 	case dtb != "":
-		data, err := bounded.ReadFile(dtb, identity.MaxDTBSize)
+		data, err := boundedfile.ReadPath(dtb, identity.MaxDTBSize)
 		if err != nil {
 			return nil, "", err
 		}
@@ -301,7 +301,7 @@ func boardsDiff(args []string, stdout, stderr io.Writer) error {
 		return usagef("usage: mcinit boards diff [flags] FILE NIXOS_HARDWARE_DIR PROFILE")
 	}
 	file, dir, profile := fs.Arg(0), fs.Arg(1), fs.Arg(2)
-	data, err := bounded.ReadFile(file, boards.MaxFileSize)
+	data, err := boundedfile.ReadPath(file, boards.MaxFileSize)
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/mcinit/mcinit/boards"
 	"github.com/mcinit/mcinit/identity"
-	"github.com/mcinit/mcinit/internal/bounded"
+	"github.com/mcinit/mcinit/internal/boundedfile"
 )
 
 func init() {
@@ -44,7 +44,7 @@ func runIdentify(args []string) error {
 	switch {
 	case *dtb != "":
 		var b []byte
-		if b, err = bounded.ReadFile(*dtb, identity.MaxDTBSize); err == nil {
+		if b, err = boundedfile.ReadPath(*dtb, identity.MaxDTBSize); err == nil {
 			id, err = identity.FromDTB(b)
 		}
 	case *smb != "":
@@ -161,11 +161,11 @@ func readSMBIOSPath(p string) (identity.Identity, error) {
 	if fi.IsDir() {
 		ep := filepath.Join(p, "smbios_entry_point")
 		if _, err := os.Stat(ep); err == nil {
-			e, err := bounded.ReadFile(ep, 64)
+			e, err := boundedfile.ReadPath(ep, 64)
 			if err != nil {
 				return identity.Identity{}, err
 			}
-			t, err := bounded.ReadFile(filepath.Join(p, "DMI"), identity.MaxSMBIOSSize)
+			t, err := boundedfile.ReadPath(filepath.Join(p, "DMI"), identity.MaxSMBIOSSize)
 			if err != nil {
 				return identity.Identity{}, err
 			}
@@ -173,7 +173,7 @@ func readSMBIOSPath(p string) (identity.Identity, error) {
 		}
 		return identity.FromDMIDir(p)
 	}
-	b, err := bounded.ReadFile(p, identity.MaxSMBIOSSize+64)
+	b, err := boundedfile.ReadPath(p, identity.MaxSMBIOSSize+64)
 	if err != nil {
 		return identity.Identity{}, err
 	}

@@ -14,7 +14,7 @@ import (
 	"strings"
 
 	"github.com/mcinit/mcinit/boards"
-	"github.com/mcinit/mcinit/internal/bounded"
+	"github.com/mcinit/mcinit/internal/boundedfile"
 	"github.com/mcinit/mcinit/uki"
 )
 
@@ -174,7 +174,7 @@ func readKernel(path string) ([]byte, error) {
 			return nil, fmt.Errorf("kernel %s: %w", path, err)
 		}
 		var buf bytes.Buffer
-		if _, err := bounded.Copy(&buf, zr, "decompressed", maxKernelImage); err != nil {
+		if _, err := boundedfile.Copy(&buf, zr, "decompressed", maxKernelImage); err != nil {
 			return nil, fmt.Errorf("kernel %s: %w", path, err)
 		}
 		b = buf.Bytes()

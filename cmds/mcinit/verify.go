@@ -12,7 +12,7 @@ import (
 	"strings"
 
 	"github.com/mcinit/mcinit/attest"
-	"github.com/mcinit/mcinit/internal/bounded"
+	"github.com/mcinit/mcinit/internal/boundedfile"
 	"github.com/mcinit/mcinit/policy"
 	"github.com/mcinit/mcinit/signing"
 )
@@ -103,7 +103,7 @@ func runVerify(args []string) error {
 		opt.UKIs = append(opt.UKIs, g)
 	}
 	for _, f := range goldens {
-		b, err := bounded.ReadFile(f, maxSmallFile)
+		b, err := boundedfile.ReadPath(f, maxSmallFile)
 		if err != nil {
 			return err
 		}

@@ -18,7 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/mcinit/mcinit/internal/bounded"
+	"github.com/mcinit/mcinit/internal/boundedfile"
 )
 
 // Bounds on what the report copies, so a large /run/mcinit cannot flood
@@ -206,7 +206,7 @@ func (s sys) runFiles(r *reporter) {
 // mounts reports the root mount (source, fstype, ro/rw) and every mount as
 // mount.<mountpoint>=<fstype> <source> <options>.
 func (s sys) mounts(r *reporter) {
-	b, err := bounded.ReadFile(s.proc+"/self/mountinfo", 1<<20)
+	b, err := boundedfile.ReadPath(s.proc+"/self/mountinfo", 1<<20)
 	if err != nil {
 		r.kv("mounts", "error: "+errName(err))
 		return
@@ -274,7 +274,7 @@ func (s sys) rootWritable() error {
 
 // readSmall reads a file of at most limit bytes as text.
 func readSmall(path string, limit int64) (string, error) {
-	b, err := bounded.ReadFile(path, limit)
+	b, err := boundedfile.ReadPath(path, limit)
 	return string(b), err
 }
 

@@ -17,7 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/mcinit/mcinit/internal/bounded"
+	"github.com/mcinit/mcinit/internal/boundedfile"
 )
 
 // modulePath is the Go module whose root holds scripts/debpkg.sh.
@@ -144,7 +144,7 @@ func rawImage(path string) (string, error) {
 		return "", err
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := bounded.Copy(tmp, zr, "decompressed", 1<<30); err != nil {
+	if _, err := boundedfile.Copy(tmp, zr, "decompressed", 1<<30); err != nil {
 		tmp.Close()
 		return "", fmt.Errorf("decompressing %s: %w", path, err)
 	}

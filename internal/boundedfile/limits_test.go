@@ -1,4 +1,4 @@
-package bounded
+package boundedfile
 
 import (
 	"bytes"
@@ -31,9 +31,9 @@ func TestAtAndOverLimit(t *testing.T) {
 			name string
 			read func() ([]byte, error)
 		}{
-			{"ReadFile", path, func() ([]byte, error) { return ReadFile(path, limit) }},
-			{"ReadFS", name, func() ([]byte, error) { return ReadFS(fsys, name, limit) }},
-			{"Read", "stream", func() ([]byte, error) { return Read(bytes.NewReader(data), "stream", limit) }},
+			{"ReadPath", path, func() ([]byte, error) { return ReadPath(path, limit) }},
+			{"Read", name, func() ([]byte, error) { return Read(fsys, name, limit) }},
+			{"ReadAll", "stream", func() ([]byte, error) { return ReadAll(bytes.NewReader(data), "stream", limit) }},
 			{"Copy", "stream", func() ([]byte, error) {
 				var buf bytes.Buffer
 				c, err := Copy(&buf, bytes.NewReader(data), "stream", limit)
@@ -66,38 +66,38 @@ func TestAtAndOverLimit(t *testing.T) {
 }
 
 func TestZeroLimit(t *testing.T) {
-	if b, err := Read(strings.NewReader(""), "empty", 0); err != nil || len(b) != 0 {
+	if b, err := ReadAll(strings.NewReader(""), "empty", 0); err != nil || len(b) != 0 {
 		t.Errorf("empty at limit 0: %q %v", b, err)
 	}
-	if _, err := Read(strings.NewReader("x"), "one", 0); !errors.Is(err, ErrTooLarge) {
+	if _, err := ReadAll(strings.NewReader("x"), "one", 0); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("one byte at limit 0: %v", err)
 	}
-	if _, err := Read(strings.NewReader(""), "neg", -1); err == nil {
+	if _, err := ReadAll(strings.NewReader(""), "neg", -1); err == nil {
 		t.Error("negative limit accepted")
 	}
 }
 
 func TestNotRegular(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := ReadFile(dir, limit); err == nil || err.Error() != dir+": not a regular file" {
-		t.Errorf("ReadFile of a directory: %v", err)
+	if _, err := ReadPath(dir, limit); err == nil || err.Error() != dir+": not a regular file" {
+		t.Errorf("ReadPath of a directory: %v", err)
 	}
 	fsys := fstest.MapFS{"d/f": &fstest.MapFile{}}
-	if _, err := ReadFS(fsys, "d", limit); err == nil || err.Error() != "d: not a regular file" {
-		t.Errorf("ReadFS of a directory: %v", err)
+	if _, err := Read(fsys, "d", limit); err == nil || err.Error() != "d: not a regular file" {
+		t.Errorf("Read of a directory: %v", err)
 	}
-	if _, err := ReadFile("/dev/zero", limit); err == nil || !strings.Contains(err.Error(), "not a regular file") {
-		t.Errorf("ReadFile of /dev/zero: %v", err)
+	if _, err := ReadPath("/dev/zero", limit); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("ReadPath of /dev/zero: %v", err)
 	}
 }
 
 func TestMissing(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "nope")
-	if _, err := ReadFile(p, limit); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), p) {
-		t.Errorf("ReadFile of a missing file: %v", err)
+	if _, err := ReadPath(p, limit); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), p) {
+		t.Errorf("ReadPath of a missing file: %v", err)
 	}
-	if _, err := ReadFS(fstest.MapFS{}, "nope", limit); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "nope") {
-		t.Errorf("ReadFS of a missing file: %v", err)
+	if _, err := Read(fstest.MapFS{}, "nope", limit); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "nope") {
+		t.Errorf("Read of a missing file: %v", err)
 	}
 }
 
@@ -105,7 +105,7 @@ func TestMissing(t *testing.T) {
 // end of file.
 func TestReadError(t *testing.T) {
 	r := iotest.DataErrReader(iotest.ErrReader(syscall.EIO))
-	if _, err := Read(r, "disk", limit); !errors.Is(err, syscall.EIO) || !strings.HasPrefix(err.Error(), "disk: ") {
+	if _, err := ReadAll(r, "disk", limit); !errors.Is(err, syscall.EIO) || !strings.HasPrefix(err.Error(), "disk: ") {
 		t.Errorf("Read with EIO: %v", err)
 	}
 	if _, err := Copy(&bytes.Buffer{}, iotest.ErrReader(syscall.EIO), "disk", limit); !errors.Is(err, syscall.EIO) {
