@@ -47,11 +47,11 @@ func runInitramfs(args []string) error {
 		*sigPath = *policyPath + ".sig"
 	}
 
-	raw, err := os.ReadFile(*policyPath)
+	raw, err := polReadFile(*policyPath, policy.MaxPolicySize)
 	if err != nil {
 		return err
 	}
-	sig, err := os.ReadFile(*sigPath)
+	sig, err := polReadFile(*sigPath, signing.MaxSignatureFile)
 	if err != nil {
 		return err
 	}

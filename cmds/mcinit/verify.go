@@ -143,13 +143,13 @@ func runVerify(args []string) error {
 }
 
 func knownPolicy(path string, ks *signing.KeySet) (attest.KnownPolicy, error) {
-	raw, err := os.ReadFile(path)
+	raw, err := polReadFile(path, policy.MaxPolicySize)
 	if err != nil {
 		return attest.KnownPolicy{}, err
 	}
 	var pol *policy.Policy
 	if ks != nil {
-		sig, err := os.ReadFile(path + ".sig")
+		sig, err := polReadFile(path+".sig", signing.MaxSignatureFile)
 		if err != nil {
 			return attest.KnownPolicy{}, err
 		}
