@@ -7,7 +7,8 @@
 # upper holding copies of all of them (1 in 10 changed, all compared byte
 # by byte against the lower), 90,000 new files and, as root, 1,000 whiteouts.
 #
-# Usage: bench/devdiff.sh [ROUNDS]   (env: MCINIT=path/to/mcinit, KEEP=1)
+# Usage: bench/devdiff.sh [ROUNDS]   (env: MCINIT=path/to/mcinit, KEEP=1,
+# TREE=dir: reuse the lower/ and upper/ a KEEP=1 run left in dir)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-5}
@@ -21,6 +22,10 @@ if [[ -z $MCINIT ]]; then
 fi
 
 lower=$work/lower upper=$work/upper
+if [[ -n ${TREE:-} ]]; then
+	lower=$TREE/lower upper=$TREE/upper
+	[[ -d $lower && -d $upper ]] || { echo "TREE=$TREE: no lower/ and upper/ there" >&2; exit 1; }
+else
 mkdir -p "$lower" "$upper"
 # Small files of 1,000 bytes, 1,000 per directory, contents from seq so
 # they are distinct.
@@ -41,6 +46,7 @@ if [[ $(id -u) == 0 ]]; then
 			rm "$upper/d$d/f${i}1" 2>/dev/null && mknod "$upper/d$d/f${i}1" c 0 0 || true
 		done
 	done
+fi
 fi
 nfiles=$(find "$upper" -type f | wc -l)
 nwh=$(find "$upper" -type c | wc -l)

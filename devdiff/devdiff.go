@@ -157,7 +157,7 @@ type buffers struct{ a, b []byte }
 // function stops them once every job has been taken. Workers never wait on
 // the reporting goroutine, so it may always block on a job's result.
 func (w *walker) startWorkers(n int) (stop func()) {
-	w.jobs = make(chan func(*buffers), 4*lookahead)
+	w.jobs = make(chan func(*buffers), 4*chunksAhead)
 	var wg sync.WaitGroup
 	for range max(n, 1) {
 		wg.Add(1)
@@ -217,15 +217,27 @@ type walker struct {
 	noListxattrat atomic.Bool
 }
 
+// Names go to the workers in chunks of chunkSize consecutive names, one
+// hand-off per chunk rather than per name (a hand-off per name cost more
+// CPU in the scheduler than the system calls it spread over the cores).
 // lookahead bounds how many names of one directory are examined ahead of
-// the one being reported (per level of depth, so a subdirectory never
-// waits for room taken by its parent).
-const lookahead = 64
+// the one being reported: chunksAhead chunks (per level of depth, so a
+// subdirectory never waits for room taken by its parent).
+const (
+	chunkSize   = 64
+	chunksAhead = 4
+	lookahead   = chunkSize * chunksAhead
+)
+
+// chunk is the prepared state of consecutive names of one directory.
+type chunk struct {
+	done chan struct{}
+	ps   []prepared
+}
 
 // prepared is what the workers find out about one upper name: everything
 // that needs system calls, so reporting only decides and orders.
 type prepared struct {
-	done   chan struct{}
 	up, lp string // upper path; lower path ("" without a lower directory)
 	ui, li *Info  // li nil when the lower has no such name
 	r      role
@@ -248,9 +260,22 @@ type dirAt struct {
 // at returns the (dirfd, name) pair for an entry of d.
 func (d dirAt) at(name string) (int, string) {
 	if d.fd == unix.AT_FDCWD {
-		return d.fd, filepath.Join(d.path, name)
+		return d.fd, joinName(d.path, name)
 	}
 	return d.fd, name
+}
+
+// joinName is filepath.Join for a clean directory path and a name read
+// from it (never empty, never holding a slash), without Join's Clean: the
+// walk joins every name it meets.
+func joinName(dir, name string) string {
+	switch dir {
+	case ".":
+		return name
+	case "/":
+		return "/" + name
+	}
+	return dir + "/" + name
 }
 
 // openDir lists a directory sorted bytewise and, when hold is set, keeps
@@ -298,38 +323,45 @@ func (w *walker) dir(rel, upperDir, lowerDir string, opaque bool) error {
 			hidden = lnames
 		}
 	}
-	// Names go to the workers up to lookahead ahead of the one reported.
-	// Jobs use ud and ld: all must finish before the deferred closes.
-	var queue []*prepared
+	// Chunks go to the workers up to chunksAhead ahead of the one being
+	// reported. Jobs use ud and ld: all must finish before the deferred
+	// closes.
+	var queue []*chunk
 	submitted := 0
 	defer func() {
-		for _, p := range queue {
-			<-p.done
+		for _, c := range queue {
+			<-c.done
 		}
 	}()
-	for i, name := range names {
-		for ; submitted < len(names) && submitted <= i+lookahead; submitted++ {
-			p := &prepared{done: make(chan struct{})}
-			n := names[submitted]
+	for first := 0; first < len(names); first += chunkSize {
+		for submitted < len(names) && len(queue) < chunksAhead {
+			batch := names[submitted:min(submitted+chunkSize, len(names))]
+			c := &chunk{done: make(chan struct{}), ps: make([]prepared, len(batch))}
 			w.jobs <- func(b *buffers) {
-				defer close(p.done)
-				p.err = w.prepare(ud, ld, n, p, b)
-			}
-			queue = append(queue, p)
-		}
-		p := queue[0]
-		queue = queue[1:]
-		<-p.done
-		for len(hidden) > 0 && hidden[0] <= name {
-			if hidden[0] != name {
-				if err := w.hiddenLower(rel, ld, hidden[0]); err != nil {
-					return err
+				defer close(c.done)
+				for i, n := range batch {
+					c.ps[i].err = w.prepare(ud, ld, n, &c.ps[i], b)
 				}
 			}
-			hidden = hidden[1:]
+			queue = append(queue, c)
+			submitted += len(batch)
 		}
-		if err := w.upperName(rel, name, p); err != nil {
-			return err
+		c := queue[0]
+		queue = queue[1:]
+		<-c.done
+		for i := range c.ps {
+			name := names[first+i]
+			for len(hidden) > 0 && hidden[0] <= name {
+				if hidden[0] != name {
+					if err := w.hiddenLower(rel, ld, hidden[0]); err != nil {
+						return err
+					}
+				}
+				hidden = hidden[1:]
+			}
+			if err := w.upperName(rel, name, &c.ps[i]); err != nil {
+				return err
+			}
 		}
 	}
 	for _, name := range hidden {
@@ -343,7 +375,7 @@ func (w *walker) dir(rel, upperDir, lowerDir string, opaque bool) error {
 // hiddenLower reports a lower entry hidden by an opaque directory.
 func (w *walker) hiddenLower(rel string, ld dirAt, name string) error {
 	fd, n := ld.at(name)
-	li, err := w.statAt(fd, n, filepath.Join(ld.path, name), false)
+	li, err := w.statAt(fd, n, joinName(ld.path, name), false)
 	if err != nil {
 		return err
 	}
@@ -354,7 +386,7 @@ func (w *walker) hiddenLower(rel string, ld dirAt, name string) error {
 // and, when the lower has an entry of the same type, compares the two
 // (ld.path is "" when there is no lower directory).
 func (w *walker) prepare(ud, ld dirAt, name string, p *prepared, b *buffers) error {
-	p.up = filepath.Join(ud.path, name)
+	p.up = joinName(ud.path, name)
 	ufd, un := ud.at(name)
 	ui, err := w.statAt(ufd, un, p.up, true)
 	if err != nil {
@@ -368,7 +400,7 @@ func (w *walker) prepare(ud, ld dirAt, name string, p *prepared, b *buffers) err
 	if ld.path == "" {
 		return nil
 	}
-	p.lp = filepath.Join(ld.path, name)
+	p.lp = joinName(ld.path, name)
 	lfd, ln := ld.at(name)
 	if p.li, err = w.statIfExists(lfd, ln, p.lp); err != nil {
 		return err
@@ -504,37 +536,45 @@ type entryAt struct {
 }
 
 // sameBytes compares two files chunk by chunk, reading them through plain
-// descriptors (no poller registration, no path resolution).
+// descriptors (no poller registration, no path resolution). It reads the
+// size the open descriptors report and no further, so a file costs one
+// read when it fits the buffer (no read only to meet the end).
 func sameBytes(buf *buffers, a entryAt, asize int64, b entryAt, bsize int64) (bool, error) {
 	if asize != bsize {
 		return false, nil
 	}
-	fa, err := openRegularAt(a.dirfd, a.name, a.path)
+	fa, sa, err := openRegularSizeAt(a.dirfd, a.name, a.path)
 	if err != nil {
 		return false, err
 	}
 	defer unix.Close(fa)
-	fb, err := openRegularAt(b.dirfd, b.name, b.path)
+	fb, sb, err := openRegularSizeAt(b.dirfd, b.name, b.path)
 	if err != nil {
 		return false, err
 	}
 	defer unix.Close(fb)
-	for {
-		na, err := readFull(fa, buf.a)
+	if sa != sb {
+		return false, nil // changed since the walk's stat
+	}
+	for left := sa; left > 0; {
+		n := int(min(int64(len(buf.a)), left))
+		na, err := readFull(fa, buf.a[:n])
 		if err != nil {
 			return false, &fs.PathError{Op: "read", Path: a.path, Err: err}
 		}
-		nb, err := readFull(fb, buf.b[:len(buf.a)])
+		nb, err := readFull(fb, buf.b[:n])
 		if err != nil {
 			return false, &fs.PathError{Op: "read", Path: b.path, Err: err}
 		}
 		if na != nb || string(buf.a[:na]) != string(buf.b[:nb]) {
 			return false, nil
 		}
-		if na < len(buf.a) {
-			return true, nil // both ended here
+		if na < n {
+			return true, nil // both shrank alike since their fstat
 		}
+		left -= int64(n)
 	}
+	return true, nil
 }
 
 // readFull fills p from fd; fewer bytes mean the end of the file.
@@ -570,16 +610,23 @@ func openRegular(p string) (*os.File, error) {
 // openRegularAt is openRegular of name relative to dirfd (p names it in
 // messages); the caller closes the descriptor.
 func openRegularAt(dirfd int, name, p string) (int, error) {
+	fd, _, err := openRegularSizeAt(dirfd, name, p)
+	return fd, err
+}
+
+// openRegularSizeAt is openRegularAt that also returns the file's size as
+// the open descriptor sees it.
+func openRegularSizeAt(dirfd int, name, p string) (int, int64, error) {
 	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return -1, &fs.PathError{Op: "open", Path: p, Err: err}
+		return -1, 0, &fs.PathError{Op: "open", Path: p, Err: err}
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		unix.Close(fd)
-		return -1, fmt.Errorf("%s: no longer a regular file", p)
+		return -1, 0, fmt.Errorf("%s: no longer a regular file", p)
 	}
-	return fd, nil
+	return fd, st.Size, nil
 }
 
 func (w *walker) statIfExists(dirfd int, name, p string) (*Info, error) {

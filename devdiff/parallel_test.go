@@ -31,8 +31,8 @@ func TestWalkWideOrder(t *testing.T) {
 				must(t, os.MkdirAll(filepath.Join(upper, sub), 0o755))
 				want = append(want, "A /"+sub)
 				for j := range lookahead + 3 {
-					write(t, filepath.Join(upper, sub, fmt.Sprintf("g%02d", j)), "x", 0o644)
-					want = append(want, fmt.Sprintf("A /%s/g%02d", sub, j))
+					write(t, filepath.Join(upper, sub, fmt.Sprintf("g%03d", j)), "x", 0o644)
+					want = append(want, fmt.Sprintf("A /%s/g%03d", sub, j))
 				}
 				continue
 			}
