@@ -13,8 +13,10 @@
 //	(and ReadDiskGrants, for a development request) → board event →
 //	Decide → decision event (and grant event) → SetupRoot → root event →
 //	FindInit → SettleFloor → separator event → WriteHandoff → LockModules →
-//	switch_root
+//	RequestedShell (development, mcinit.shell) → switch_root
 //
 // Every stage error is a refusal: its text is the cause printed after
-// "mcinit: refusing to boot: " and measured as the failure event.
+// "mcinit: refusing to boot: " and measured as the failure event; then
+// RefusalShell (development with rescue_shell only) and a halt. RunShell
+// bounds both shells by the policy's rescue_timeout.
 package boot

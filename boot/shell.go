@@ -64,16 +64,18 @@ func RefusalShell(env Env, con *Console, p *Policy, d *decide.Decision) ShellEnd
 // passes; then it kills the shell's session. then names what follows the
 // shell, for the operator.
 func RunShell(env Env, con *Console, why, then string, timeout time.Duration) ShellEnd {
+	// Said before the shell starts, so the line is on the console before
+	// the shell's prompt.
+	con.Warn("development rescue shell (%s): exit it to %s; it is ended after %v", why, then, timeout)
 	sh, err := env.StartShell()
 	switch {
 	case errors.Is(err, ErrNoShell):
-		con.Warn("development rescue shell (%s): none in this image", why)
+		con.Warn("rescue shell: none in this image")
 		return ShellMissing
 	case err != nil:
-		con.Warn("development rescue shell (%s): %v", why, err)
+		con.Warn("rescue shell: %v", err)
 		return ShellFailed
 	}
-	con.Warn("development rescue shell (%s): exit it to %s; it is ended after %v", why, then, timeout)
 	done := make(chan error, 1)
 	go func() { done <- sh.Wait() }()
 	t := time.NewTimer(timeout)

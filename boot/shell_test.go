@@ -82,19 +82,20 @@ func TestRunShellSurvivesKill(t *testing.T) {
 }
 
 // TestRunShellNone: an image without a shell, and a shell that does not
-// start, are said so and return at once.
+// start, are said so (after the offer, which comes first so that it
+// precedes the shell's prompt) and return at once.
 func TestRunShellNone(t *testing.T) {
 	end, lines, _ := runShell(t, nil, time.Hour)
 	if end != boot.ShellMissing {
 		t.Errorf("end %s, want missing", end)
 	}
-	wantLines(t, lines, []string{"mcinit: warning: development rescue shell (boot refused): none in this image"})
+	wantLines(t, lines, []string{offer + "1h0m0s", "mcinit: warning: rescue shell: none in this image"})
 
 	end, lines, _ = runShell(t, &boottest.Shell{StartErr: errors.New("fork/exec /bin/sh: permission denied")}, time.Hour)
 	if end != boot.ShellFailed {
 		t.Errorf("end %s, want failed", end)
 	}
-	wantLines(t, lines, []string{"mcinit: warning: development rescue shell (boot refused): fork/exec /bin/sh: permission denied"})
+	wantLines(t, lines, []string{offer + "1h0m0s", "mcinit: warning: rescue shell: fork/exec /bin/sh: permission denied"})
 }
 
 // TestShellAllowed: development under a policy with rescue_shell, and
