@@ -244,3 +244,41 @@ func TestX86GrantsPartition(t *testing.T) {
 		e.Board, fixture.OtherSerial, e.Board, fixture.DevSerial), false)
 	wantLine(t, r, `mcinit: profile: production (requested development, reason dev-denied)`, false)
 }
+
+// TestArm64GrantsPartition mirrors the unlock on aarch64 -M virt, where
+// the identity comes from the device tree: the DT gains a serial-number,
+// and a grant for it written to the grants partition boots development.
+func TestArm64GrantsPartition(t *testing.T) {
+	e := env(t, "arm64")
+	ctx := context.Background()
+	requireTools(t, "fdtput")
+	const serial = "MCARM-0007"
+	p := e.DefaultPolicy()
+	p.DevDevices = nil
+	p.DevGrants = true
+	initrd, err := e.PolicyVariant(ctx, "grants-partition", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk := grantsDisk(t, e)
+	unit := filepath.Join(t.TempDir(), "unit.toml")
+	if _, err := e.Run(ctx, "grant", "-board", e.Board, "-device", serial, "-max-version", "1", "-key", e.PrivKey, "-out", unit); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Run(ctx, "grant", "write", "-disk", disk, "-keys", e.KeysDir, unit); err != nil {
+		t.Fatal(err)
+	}
+	m := e.Machine("arm64-grants-unlocked", initrd, disk, "", devCmdline)
+	dtb := filepath.Join(t.TempDir(), "virt.dtb")
+	if err := harness.DumpDTB(ctx, m, dtb); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("fdtput", "-t", "s", dtb, "/", "serial-number", serial).CombinedOutput(); err != nil {
+		t.Fatalf("fdtput: %v\n%s", err, out)
+	}
+	m.DTB = dtb
+	r := boot(t, m)
+	wantReport(t, r, map[string]string{"profile": "development", "root_writable": "yes"})
+	wantLine(t, r, fmt.Sprintf(`mcinit: grant partition /dev/vda3 "unit.toml": grant board=%s device=%q max_policy_version=1, verified`, e.Board, serial), false)
+	wantLine(t, r, `mcinit: profile: development (requested development, reason dev-allowed-grant)`, false)
+}
