@@ -1,8 +1,12 @@
 //go:build tools
 
 // Package tools pins modules that the build uses but no code imports:
-// mkuimage builds the rescue shell's u-root commands through this module's
-// go.mod (see initramfs.RescueCommands).
+// mkuimage builds the rescue shell's u-root commands, named as strings in
+// device.RescueCommands (initramfs/device), through this module's go.mod.
+// `go mod tidy -e` sees these imports (it enables every build tag), so it
+// keeps exactly the modules those commands need and leaves go.mod and
+// go.sum as committed. initramfs's TestRescueCommandsPinned keeps this list
+// equal to RescueCommands.
 package tools
 
 import (
