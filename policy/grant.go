@@ -3,22 +3,15 @@ package policy
 import (
 	"errors"
 	"fmt"
-	"io/fs"
-	"path"
-	"sort"
 	"strings"
 	"time"
 
-	"github.com/mcinit/mcinit/internal/boundedfile"
 	"github.com/mcinit/mcinit/internal/stricttoml"
 	"github.com/mcinit/mcinit/signing"
 )
 
-// Grant limits.
-const (
-	MaxGrantSize = 4 << 10
-	maxGrants    = 64
-)
+// MaxGrantSize bounds a grant document.
+const MaxGrantSize = 4 << 10
 
 // GrantFormat is the only grant format this code accepts.
 const GrantFormat = 1
@@ -144,43 +137,6 @@ func (g *Grant) ValidAt(now time.Time) bool {
 		return false
 	}
 	return !now.After(t)
-}
-
-// VerifyGrantsFS verifies every dir/*.toml grant in fsys against its
-// dir/*.toml.sig. Grants that fail are left out and reported in problems,
-// one error per file naming it; they never stop the boot (they can only
-// unlock development, never lock production).
-func VerifyGrantsFS(fsys fs.FS, dir string, ks *signing.KeySet) (grants []*Grant, problems []error) {
-	names, err := fs.Glob(fsys, path.Join(dir, "*.toml"))
-	if err != nil {
-		return nil, []error{fmt.Errorf("grants: %w", err)}
-	}
-	sort.Strings(names)
-	if len(names) > maxGrants {
-		problems = append(problems, fmt.Errorf("grants: %d files, only the first %d are read", len(names), maxGrants))
-		names = names[:maxGrants]
-	}
-	for _, n := range names {
-		g, err := verifyGrantFile(fsys, n, ks)
-		if err != nil {
-			problems = append(problems, fmt.Errorf("%s: %w", n, err))
-			continue
-		}
-		grants = append(grants, g)
-	}
-	return grants, problems
-}
-
-func verifyGrantFile(fsys fs.FS, name string, ks *signing.KeySet) (*Grant, error) {
-	data, err := boundedfile.Read(fsys, name, MaxGrantSize)
-	if err != nil {
-		return nil, err
-	}
-	sig, err := boundedfile.Read(fsys, name+".sig", signing.MaxSignatureFile)
-	if err != nil {
-		return nil, err
-	}
-	return VerifyGrant(data, sig, ks)
 }
 
 // String is a one-line description for logs.
