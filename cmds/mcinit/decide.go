@@ -34,7 +34,7 @@ func runDecide(args []string) error {
 	line := fs.String("cmdline", "", "kernel command line")
 	lineFile := fs.String("cmdline-file", "", "read the kernel command line from this file (e.g. /proc/cmdline)")
 	floor := fs.String("floor", "", "rollback floor read from the TPM (lowest acceptable policy version); unset = none recorded")
-	now := fs.String("now", "", "the device's clock, RFC 3339 (default: this host's clock; \"unset\": a clock that was never set)")
+	now := fs.String("now", "", nowUsage)
 	var grants polStringList
 	fs.Var(&grants, "grant", "development grant G.toml (signature in G.toml.sig); repeatable")
 	grantsDisk := fs.String("grants-disk", "", "also the grants in this disk image's (or device's) mcinit-grants partition, as /init reads them")
@@ -54,17 +54,10 @@ func runDecide(args []string) error {
 	if *line != "" && *lineFile != "" {
 		return usagef("give -cmdline or -cmdline-file, not both")
 	}
-	in := decide.Input{Board: *board, DeviceID: *device, Now: time.Now()}
-	switch *now {
-	case "":
-	case "unset":
-		in.Now = time.Time{}
-	default:
-		t, err := time.Parse(time.RFC3339, *now)
-		if err != nil {
-			return usagef("-now: %q is not an RFC 3339 time", *now)
-		}
-		in.Now = t
+	in := decide.Input{Board: *board, DeviceID: *device}
+	var err error
+	if in.Now, err = deviceClock(*now); err != nil {
+		return err
 	}
 	if *floor != "" {
 		n, err := strconv.ParseUint(*floor, 10, 64)
@@ -146,4 +139,23 @@ func runDecide(args []string) error {
 		fmt.Printf("warning: %s\n", w)
 	}
 	return nil
+}
+
+// nowUsage documents -now for decide and predict.
+const nowUsage = "the device's clock, RFC 3339 (default: this host's clock; \"unset\": a clock that was never set)"
+
+// deviceClock parses -now: the clock /init would read, which only grants'
+// not_after consult.
+func deviceClock(s string) (time.Time, error) {
+	switch s {
+	case "":
+		return time.Now(), nil
+	case "unset":
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, usagef("-now: %q is not an RFC 3339 time", s)
+	}
+	return t, nil
 }

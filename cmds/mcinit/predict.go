@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/mcinit/mcinit/attest"
 	"github.com/mcinit/mcinit/boot"
@@ -27,7 +26,7 @@ func init() {
 }
 
 const predictUsage = `usage: mcinit predict -policy P [-sig S] -keys DIR -board B -identity ID [-profile production|development]
-                      [-request R | -cmdline LINE] [-grant G.toml ... [-grant-source partition|initramfs]] [-reason R] [-root-hash H]
+                      [-request R | -cmdline LINE] [-grant G.toml ... [-grant-source partition|initramfs] [-now TIME]] [-reason R] [-root-hash H]
                       [-banks sha256,...] [-format text|json|tpm2] [-o FILE] [-boards DIR] [-uki UKI.efi]
        mcinit predict -uki UKI.efi [-platform-log FWLOG] [-banks sha256,...] [-format text|json|tpm2] [-o FILE]
 
@@ -76,6 +75,7 @@ func runPredict(args []string) error {
 	platformLog := fs.String("platform-log", "", "with -uki: a known-good boot's firmware log (fwlog.bin); its PCRs 0-3, 5, 6 become golden values")
 	var grants polStringList
 	fs.Var(&grants, "grant", "development grant G.toml (signature in G.toml.sig); repeatable")
+	now := fs.String("now", "", nowUsage)
 	grantSource := fs.String("grant-source", measure.GrantInPartition, "where /init reads the -grant files: partition (the disk's mcinit-grants) or initramfs; the grant event measures it")
 	if err := fs.Parse(args); err != nil {
 		return usagef("%v", err)
@@ -170,7 +170,11 @@ func runPredict(args []string) error {
 	}
 	// The rollback floor is not measured; a refusal for it measures no
 	// successful boot, so it plays no part here.
-	d, err := boot.Decide(v, *board, id, cl, boot.Floor{}, gs, time.Now())
+	clock, err := deviceClock(*now)
+	if err != nil {
+		return err
+	}
+	d, err := boot.Decide(v, *board, id, cl, boot.Floor{}, gs, clock)
 	if err != nil {
 		return rejected(fmt.Errorf("predict: /init would refuse to boot: %w", err))
 	}

@@ -126,3 +126,70 @@ func TestPredictImportedBoard(t *testing.T) {
 		t.Errorf("unknown board: %v", err)
 	}
 }
+
+// TestPredictNow: -now is the device's clock, which only a grant's
+// not_after consults; predict agrees with decide on it instead of using
+// the host's clock.
+func TestPredictNow(t *testing.T) {
+	dir := t.TempDir()
+	pol, keys := signPolicyText(t, dir, testPolicy(t, 3, []string{"qemu-x86_64"}, func(p *policy.Policy) {
+		p.Development.AllowGrants = true
+	}))
+	// signPolicyText keeps its key to itself: trust a fresh one that signs
+	// both the policy and the grant.
+	k, err := signing.GenerateKey(signing.AlgEd25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := signing.PublicKeyFrom(k.Public())
+	pemb, _ := pub.MarshalPEM()
+	os.RemoveAll(keys)
+	os.MkdirAll(keys, 0o755)
+	os.WriteFile(filepath.Join(keys, "rel.pem"), pemb, 0o644)
+	os.WriteFile(filepath.Join(keys, "keyset.toml"), []byte("threshold = 1\n"), 0o644)
+	polText, _ := os.ReadFile(pol)
+	sign := func(file string, doc []byte) {
+		sig, err := signing.Sign(k, doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(file, doc, 0o644)
+		os.WriteFile(file+".sig", signing.FormatSignatures([]signing.Signature{sig}), 0o644)
+	}
+	sign(pol, polText)
+	maxV := uint64(3)
+	grant, err := policy.MarshalGrant(&policy.Grant{Format: policy.GrantFormat, Board: "qemu-x86_64", DeviceID: "8a1c2f0e-uuid",
+		MaxPolicyVersion: &maxV, NotAfter: "2027-01-31T00:00:00Z"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	grantFile := filepath.Join(dir, "unit.toml")
+	sign(grantFile, grant)
+
+	id := identity.Identity{Source: identity.SourceDMI, Arch: "amd64", SystemUUID: "8a1c2f0e-uuid"}
+	run := func(now string) (string, error) {
+		out := filepath.Join(dir, "out.json")
+		os.Remove(out)
+		profile := "production"
+		if now == "2027-01-30T12:00:00Z" {
+			profile = "development"
+		}
+		err := runPredict([]string{"-policy", pol, "-keys", keys, "-board", "qemu-x86_64", "-identity", id.String(),
+			"-request", "development", "-profile", profile, "-grant", grantFile, "-now", now, "-format", "json", "-o", out})
+		b, _ := os.ReadFile(out)
+		return string(b), err
+	}
+	for now, reason := range map[string]string{
+		"2027-01-30T12:00:00Z": "dev-allowed-grant",
+		"2027-02-01T00:00:00Z": "dev-denied", // past not_after
+		"unset":                "dev-denied", // a clock never set voids it
+	} {
+		if out, err := run(now); err != nil || !strings.Contains(out, "reason="+reason) {
+			t.Errorf("-now %s: %v, want reason=%s\n%s", now, err, reason, out)
+		}
+	}
+	var usage usageError
+	if _, err := run("yesterday"); !errors.As(err, &usage) {
+		t.Errorf("-now yesterday: %v, want a usage error", err)
+	}
+}
