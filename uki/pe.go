@@ -173,6 +173,15 @@ func (f *File) Data(s Section) []byte {
 	if n > s.SizeOfRawData {
 		n = s.SizeOfRawData
 	}
+	return f.raw(s, n)
+}
+
+// raw returns the first n bytes of s's raw data. Parse bounds only
+// sections that have raw data, so an empty one may point anywhere.
+func (f *File) raw(s Section, n uint32) []byte {
+	if n == 0 {
+		return nil
+	}
 	return f.data[s.PointerToRaw : s.PointerToRaw+n]
 }
 

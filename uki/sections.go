@@ -80,7 +80,7 @@ func (f *File) MeasuredSections() ([]MeasuredSection, error) {
 		}
 		out = append(out, MeasuredSection{
 			Name: n,
-			Data: f.data[s.PointerToRaw : s.PointerToRaw+raw],
+			Data: f.raw(s, raw),
 			Size: s.VirtualSize,
 		})
 	}
