@@ -206,22 +206,12 @@ func TestAttestVerbs(t *testing.T) {
 	}
 }
 
-// captureStdout runs f and returns what it printed.
+// captureStdout runs f and returns what it printed, trimmed; f must succeed.
 func captureStdout(t *testing.T, f func() error) string {
 	t.Helper()
-	r, w, err := os.Pipe()
+	out, err := capture(t, f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := os.Stdout
-	os.Stdout = w
-	ferr := f()
-	os.Stdout = old
-	w.Close()
-	var b bytes.Buffer
-	b.ReadFrom(r)
-	if ferr != nil {
-		t.Fatal(ferr)
-	}
-	return strings.TrimSpace(b.String())
+	return strings.TrimSpace(out)
 }
