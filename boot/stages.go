@@ -97,19 +97,59 @@ func paramText(cl *cmdline.Cmdline) string {
 // LoadModules loads the board's modules for profile: "" for the ones every
 // boot needs before the decision, "development" for the development root's.
 func LoadModules(env Env, con *Console, board *boards.Board, profile string) error {
+	return StartModules(env, board, profile).Wait(con)
+}
+
+// ModuleLoad is a board's modules loading in the background.
+type ModuleLoad struct {
+	board, profile string
+	count          int
+	done           chan struct{}
+	err            error         // set before done closes
+	took           time.Duration // set before done closes
+	reported       bool
+}
+
+// StartModules starts loading the board's modules for profile (see
+// LoadModules) and returns at once. Module loading is kernel work that
+// needs nothing from the policy; /init verifies the policy and measures
+// while it runs, and waits (Wait) before it needs a device a module may
+// provide: the disks, or a TPM that is not there yet.
+func StartModules(env Env, board *boards.Board, profile string) *ModuleLoad {
 	mods := board.ModulesFor(profile)
+	l := &ModuleLoad{board: board.Name, profile: profile, count: len(mods), done: make(chan struct{})}
 	if len(mods) == 0 {
-		return nil
+		close(l.done)
+		return l
 	}
-	t0 := time.Now()
-	if err := env.LoadModules(mods); err != nil {
-		return fmt.Errorf("loading modules for board %s: %v", board.Name, err)
+	go func() {
+		t0 := time.Now()
+		l.err = env.LoadModules(mods)
+		l.took = time.Since(t0)
+		close(l.done)
+	}()
+	return l
+}
+
+// Finish waits until the load has ended, reporting nothing: a refusal's
+// path, so no module is still loading once the pipeline has returned.
+func (l *ModuleLoad) Finish() { <-l.done }
+
+// Wait waits until the modules are loaded, prints the result once, and
+// returns the refusal cause when loading failed.
+func (l *ModuleLoad) Wait(con *Console) error {
+	<-l.done
+	if l.err != nil {
+		return fmt.Errorf("loading modules for board %s: %v", l.board, l.err)
 	}
-	what := "modules"
-	if profile != "" {
-		what = profile + " modules"
+	if !l.reported && l.count > 0 {
+		l.reported = true
+		what := "modules"
+		if l.profile != "" {
+			what = l.profile + " modules"
+		}
+		con.Printf("%s: %d loaded in %v", what, l.count, l.took.Round(time.Millisecond))
 	}
-	con.Printf("%s: %d loaded in %v", what, len(mods), time.Since(t0).Round(time.Millisecond))
 	return nil
 }
 
@@ -179,11 +219,19 @@ func (t *TPM) Close() error {
 
 // OpenMeasurement opens the TPM and measures the policy bytes and the key
 // set, whatever they are, then refuses a policy that did not verify or a
-// missing TPM the policy requires.
-func OpenMeasurement(env Env, con *Console, p *Policy) (*Measurer, *TPM, error) {
+// missing TPM the policy requires. A TPM that is not there yet may need a
+// module of mods (a TPM on SPI or I2C, a firmware TPM): then the TPM is
+// opened again once mods have loaded.
+func OpenMeasurement(env Env, con *Console, p *Policy, mods *ModuleLoad) (*Measurer, *TPM, error) {
 	pcr := p.PCR()
 	var tpm *TPM
 	dev, terr := env.OpenTPM()
+	if terr != nil && mods != nil {
+		if err := mods.Wait(con); err != nil {
+			return nil, nil, err
+		}
+		dev, terr = env.OpenTPM()
+	}
 	if terr != nil {
 		con.Printf("TPM: none (%v)", terr)
 	} else {

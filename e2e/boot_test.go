@@ -119,6 +119,32 @@ func TestX86MissingDisk(t *testing.T) {
 	wantRefusal(t, r, "no accepted root image found")
 }
 
+// The kernel drops /dev/kmsg lines beyond 10 per open file in 5 s while
+// the write succeeds; the command line (untrusted) can add a warning per
+// word. A refusal after a flood of warnings must still reach the console,
+// once, and no mcinit line may be dropped.
+func TestX86RefusalAfterWarningFlood(t *testing.T) {
+	t.Parallel()
+	e := env(t, "amd64")
+	var flood []string
+	for i := 0; i < 16; i++ {
+		flood = append(flood, fmt.Sprintf("mcinit.flood%d=1", i))
+	}
+	r := boot(t, e.Machine("x86-warning-flood", e.Initrd, "", fixture.OtherSerial, strings.Join(flood, " ")))
+	wantRefusal(t, r, "no accepted root image found")
+	if n := strings.Count(string(r.Serial), "mcinit: refusing to boot: "); n != 1 {
+		t.Errorf("%d refusal lines, want exactly 1", n)
+	}
+	for i := 0; i < 16; i++ {
+		if !r.Has(fmt.Sprintf(`unknown parameter "mcinit.flood%d" ignored`, i)) {
+			t.Errorf("warning for mcinit.flood%d missing from the console", i)
+		}
+	}
+	if r.Has("output lines suppressed") {
+		t.Error("the kernel suppressed lines of /init")
+	}
+}
+
 // The command line cannot choose the root in production.
 func TestX86CmdlineRootIgnored(t *testing.T) {
 	t.Parallel()

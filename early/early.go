@@ -54,22 +54,45 @@ const (
 // Logger writes "mcinit: " lines to /dev/kmsg, and straight to the console
 // as well when the kernel's console log level would hide them, so a refusal
 // is always visible.
+//
+// The kernel rate-limits /dev/kmsg writers (printk.devkmsg=ratelimit, the
+// default): after 10 lines in 5 s on one open file it drops lines while
+// write still succeeds. A boot with a few warnings reaches that, and the
+// command line (untrusted) can add warnings at will, so a refusal line
+// could vanish. Each line therefore goes through a fresh open of
+// /dev/kmsg, whose budget is its own; with printk.devkmsg=off the kernel
+// drops every line, so the logger writes to the console instead.
 type Logger struct {
 	mu      sync.Mutex
-	kmsg    io.Writer
+	kmsg    func() (io.WriteCloser, error) // nil: no usable kmsg
 	console io.Writer
 	debug   bool
 	level   int // console_loglevel; a line shows when prio < level
 }
 
-// NewLogger opens /dev/kmsg; console is where lines go when kmsg is missing
-// or hidden (normally os.Stdout, which the kernel connects to /dev/console).
+// NewLogger logs through /dev/kmsg when the kernel accepts lines there;
+// console is where lines go when kmsg is missing, off or hidden (normally
+// os.Stdout, which the kernel connects to /dev/console).
 func NewLogger(console io.Writer) *Logger {
 	l := &Logger{console: console, level: consoleLogLevel()}
-	if f, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0); err == nil {
-		l.kmsg = f
+	if devkmsgEnabled() {
+		if f, err := openKmsg(); err == nil {
+			f.Close()
+			l.kmsg = openKmsg
+		}
 	}
 	return l
+}
+
+func openKmsg() (io.WriteCloser, error) {
+	return os.OpenFile("/dev/kmsg", os.O_WRONLY, 0) // Go sets O_CLOEXEC itself
+}
+
+// devkmsgEnabled reports whether the kernel keeps user lines written to
+// /dev/kmsg (printk_devkmsg is not "off"); true when unreadable.
+func devkmsgEnabled() bool {
+	b, err := os.ReadFile("/proc/sys/kernel/printk_devkmsg")
+	return err != nil || strings.TrimSpace(string(b)) != "off"
 }
 
 // SetDebug enables Debugf lines (mcinit.debug).
@@ -82,14 +105,25 @@ func (l *Logger) write(prio int, format string, a ...any) {
 	for _, line := range strings.Split(msg, "\n") {
 		shown := false
 		if l.kmsg != nil {
-			if _, err := fmt.Fprintf(l.kmsg, "<%d>mcinit: %s\n", prio, line); err == nil {
-				shown = prio < l.level
-			}
+			shown = l.writeKmsg(prio, line) && prio < l.level
 		}
 		if !shown && l.console != nil {
 			fmt.Fprintf(l.console, "mcinit: %s\n", line)
 		}
 	}
+}
+
+// writeKmsg writes one line through its own open of kmsg (see Logger).
+func (l *Logger) writeKmsg(prio int, line string) bool {
+	w, err := l.kmsg()
+	if err != nil {
+		return false
+	}
+	_, err = fmt.Fprintf(w, "<%d>mcinit: %s\n", prio, line)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	return err == nil
 }
 
 // Printf logs an informational line.

@@ -2,13 +2,34 @@ package early
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
+	"io"
 	"strings"
 	"testing"
 )
 
+// kmsgOpens is a /dev/kmsg stand-in recording every line and how many
+// opens wrote lines.
+type kmsgOpens struct {
+	bytes.Buffer
+	opens, closes int
+}
+
+func (k *kmsgOpens) open() (io.WriteCloser, error) {
+	k.opens++
+	return kmsgFile{k}, nil
+}
+
+type kmsgFile struct{ k *kmsgOpens }
+
+func (f kmsgFile) Write(p []byte) (int, error) { return f.k.Write(p) }
+func (f kmsgFile) Close() error                { f.k.closes++; return nil }
+
 func TestLoggerShowsHiddenLinesOnConsole(t *testing.T) {
-	var kmsg, console bytes.Buffer
-	l := &Logger{kmsg: &kmsg, console: &console, level: 4} // "quiet"
+	var kmsg kmsgOpens
+	var console bytes.Buffer
+	l := &Logger{kmsg: kmsg.open, console: &console, level: 4} // "quiet"
 	l.Printf("board: %s", "x")
 	l.Critf("refusing to boot: %s", "why")
 	l.Debugf("not shown")
@@ -35,3 +56,42 @@ func TestLoggerWithoutKmsg(t *testing.T) {
 		t.Error("priority prefix leaked to the console")
 	}
 }
+
+// The kernel drops lines beyond 10 per 5 s on one open of /dev/kmsg while
+// write reports success; a refusal after a few warnings must still show.
+// Every line gets its own open, so no budget is ever shared.
+func TestLoggerOpensKmsgPerLine(t *testing.T) {
+	var kmsg kmsgOpens
+	l := &Logger{kmsg: kmsg.open, level: 7}
+	for i := 0; i < 25; i++ {
+		l.Warnf("warning %d", i)
+	}
+	l.Critf("refusing to boot: %s", "why")
+	if kmsg.opens != 26 || kmsg.closes != 26 {
+		t.Errorf("%d opens, %d closes for 26 lines; want one each per line", kmsg.opens, kmsg.closes)
+	}
+	if !strings.HasSuffix(kmsg.String(), "<2>mcinit: refusing to boot: why\n") {
+		t.Errorf("refusal not written last: %q", kmsg.String())
+	}
+}
+
+// A kmsg that cannot be opened or written sends the line to the console.
+func TestLoggerKmsgFailureFallsBackToConsole(t *testing.T) {
+	var console bytes.Buffer
+	l := &Logger{kmsg: func() (io.WriteCloser, error) { return nil, errors.New("gone") }, console: &console, level: 7}
+	l.Critf("refusing to boot: %s", "why")
+	if got := console.String(); got != "mcinit: refusing to boot: why\n" {
+		t.Errorf("console got %q", got)
+	}
+	console.Reset()
+	l.kmsg = func() (io.WriteCloser, error) { return failingWriter{}, nil }
+	l.Critf("refusing to boot: %d", 2)
+	if got := console.String(); got != fmt.Sprintf("mcinit: refusing to boot: %d\n", 2) {
+		t.Errorf("console got %q", got)
+	}
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("EIO") }
+func (failingWriter) Close() error              { return nil }

@@ -127,7 +127,17 @@ type Env struct {
 	// Shell is the rescue shell StartShell runs; nil: the image has none.
 	Shell *Shell
 
+	// TPMAfterModules: the TPM's driver is a board module, so OpenTPM
+	// fails until LoadModules has run; LoadModules then waits for the
+	// pipeline's first OpenTPM, so the TPM is missing when first looked for.
+	TPMAfterModules bool
+	// ModulesErr is what LoadModules returns.
+	ModulesErr error
+
 	mu       sync.Mutex
+	loaded   bool          // LoadModules ran
+	looked   chan struct{} // closed at the first OpenTPM (TPMAfterModules)
+	lookOnce sync.Once
 	Actions  []string // what the pipeline did, in order ("modules ...", "verity ...", "mount ...")
 	Summary  *handoff.Summary
 	EventLog []byte
@@ -153,12 +163,39 @@ func (e *Env) LoadModules(mods []boards.Module) error {
 	for _, m := range mods {
 		names = append(names, m.Name)
 	}
+	if e.TPMAfterModules {
+		select {
+		case <-e.lookedFor():
+		case <-time.After(10 * time.Second): // the pipeline never looked
+		}
+	}
 	e.act("modules %s", strings.Join(names, ","))
-	return nil
+	e.mu.Lock()
+	e.loaded = true
+	e.mu.Unlock()
+	return e.ModulesErr
+}
+
+func (e *Env) lookedFor() chan struct{} {
+	e.lookOnce.Do(func() { e.looked = make(chan struct{}) })
+	return e.looked
 }
 
 func (e *Env) OpenTPM() (transport.TPMCloser, error) {
-	if e.TPM == nil {
+	if e.TPMAfterModules {
+		defer func() {
+			ch := e.lookedFor()
+			select {
+			case <-ch:
+			default:
+				close(ch)
+			}
+		}()
+	}
+	e.mu.Lock()
+	loaded := e.loaded
+	e.mu.Unlock()
+	if e.TPM == nil || (e.TPMAfterModules && !loaded) {
 		return nil, errors.New("no TPM: open /dev/tpmrm0: no such file or directory")
 	}
 	return &handle{tpm: e.TPM}, nil

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -24,6 +25,14 @@ const realInit = "/sbin/init"
 
 func main() {
 	start := bootTime()
+	// Modules load while the policy is verified and measured (package
+	// boot). With one P, a goroutine blocked in a TPM command holds it
+	// until the runtime's monitor takes it back, up to 10 ms later, so
+	// nothing overlaps on a one-CPU board; a second P lets the kernel
+	// schedule both.
+	if runtime.GOMAXPROCS(0) < 2 {
+		runtime.GOMAXPROCS(2)
+	}
 	if os.Getpid() != 1 {
 		fmt.Fprintln(os.Stderr, "mcinit: init must run as PID 1")
 		os.Exit(1)
@@ -58,11 +67,10 @@ func run(env boot.Env, con *boot.Console, s *state, start time.Duration) (err er
 	if err != nil {
 		return err
 	}
-	if err := boot.LoadModules(env, con, board, ""); err != nil {
-		return err
-	}
+	mods := boot.StartModules(env, board, "")
+	defer mods.Finish()
 	s.policy = boot.ReadPolicy(env.Image())
-	m, tpm, err := boot.OpenMeasurement(env, con, s.policy)
+	m, tpm, err := boot.OpenMeasurement(env, con, s.policy, mods)
 	s.m = m
 	if err != nil {
 		return err
@@ -74,6 +82,9 @@ func run(env boot.Env, con *boot.Console, s *state, start time.Duration) (err er
 	}
 	grants := boot.ReadGrants(env.Image(), s.policy.Keys, con)
 	if boot.WantsDiskGrants(pol, cl) {
+		if err := mods.Wait(con); err != nil {
+			return err
+		}
 		grants = boot.ReadDiskGrants(env.Disks(), con, s.policy.Keys, pol, grants, boot.RootWait(board))
 	}
 	if err := boot.MeasureBoard(m, board, id); err != nil {
@@ -87,6 +98,9 @@ func run(env boot.Env, con *boot.Console, s *state, start time.Duration) (err er
 	s.decision = d
 	boot.ExplainGrants(con, grants, d, pol.Development.AllowGrants, now)
 	if err := boot.MeasureDecision(m, con, d, grants); err != nil {
+		return err
+	}
+	if err := mods.Wait(con); err != nil {
 		return err
 	}
 	if d.Profile == decide.Development {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -95,6 +96,9 @@ type bootCase struct {
 	// disks adds to the fake disks (after the root's partitions).
 	disks func(t *testing.T, im *boottest.Image, env *boottest.Env)
 	shell *boottest.Shell
+	// tpmAfterModules: the TPM appears only once the board's modules loaded.
+	tpmAfterModules bool
+	modulesErr      error
 }
 
 type bootResult struct {
@@ -138,6 +142,7 @@ func runBoot(t *testing.T, c bootCase) bootResult {
 		env.Banks = []crypto.Hash{crypto.SHA256}
 	}
 	env.Shell = c.shell
+	env.TPMAfterModules, env.ModulesErr = c.tpmAfterModules, c.modulesErr
 	var res bootResult
 	if !c.noTPM {
 		sim, err := simulator.OpenSimulator()
@@ -379,6 +384,11 @@ func TestBootRefusals(t *testing.T) {
 			"reading the rollback floor: …",
 			[]measure.Tag{measure.TagPolicy, measure.TagKeySet}},
 		{"no TPM", bootCase{policy: good, noTPM: true}, "policy requires a TPM and none works: …", nil},
+		// Modules load while the policy is verified and measured; a module
+		// that fails refuses before any root is touched.
+		{"modules fail", bootCase{policy: good, modulesErr: errors.New("module dm_verity: exec format error")},
+			"loading modules for board qemu-x86_64: module dm_verity: exec format error",
+			[]measure.Tag{measure.TagPolicy, measure.TagKeySet, measure.TagBoard, measure.TagDecision}},
 		{"no root", bootCase{policy: good, noDisk: true, image: func(t *testing.T, im *boottest.Image) {
 			b := im.FS[layout.BoardsDir+"/qemu-x86_64.toml"].Data
 			im.FS[layout.BoardsDir+"/qemu-x86_64.toml"] = &fstest.MapFile{Data: append(b, "root_wait = 1\n"...)}
@@ -523,5 +533,38 @@ func TestBootFloorLockFails(t *testing.T) {
 	}
 	if got := strings.Join(tags, ","); got != "policy,keyset,board,decision,root,failure,separator" {
 		t.Errorf("events %s: want the failure before the separator", got)
+	}
+}
+
+// A TPM whose driver is one of the board's modules (SPI, I2C, firmware
+// TPM) is not there when /init first looks, while the modules load in the
+// background: the pipeline waits for them and opens it again, and the boot
+// is measured as usual.
+func TestBootTPMFromBoardModule(t *testing.T) {
+	r := runBoot(t, bootCase{policy: pol{}.String(), tpmAfterModules: true})
+	if r.err != nil {
+		t.Fatalf("refused: %v\n%s", r.err, strings.Join(r.log.Lines, "\n"))
+	}
+	if r.env.Summary == nil || !r.env.Summary.TPM {
+		t.Fatalf("summary %+v: want a TPM", r.env.Summary)
+	}
+	if line := r.line("TPM: none"); line != "" {
+		t.Errorf("%q: the TPM was given up before the modules loaded", line)
+	}
+	if r.tpm.Counts[uint32(tpm2.TPMCCPCRExtend)] != 6 {
+		t.Errorf("%d extends, want 6 (counts %v)", r.tpm.Counts[uint32(tpm2.TPMCCPCRExtend)], r.tpm.Counts)
+	}
+}
+
+// A TPM driven by a board module that fails to load: the modules' error is
+// the refusal (nothing can be measured without the TPM), not "no TPM".
+func TestBootTPMModuleFails(t *testing.T) {
+	r := runBoot(t, bootCase{policy: pol{}.String(), tpmAfterModules: true, modulesErr: errors.New("module tpm_tis_spi: no such device")})
+	want := "loading modules for board qemu-x86_64: module tpm_tis_spi: no such device"
+	if got := refusal(r); got != want {
+		t.Fatalf("refusal %q, want %q", got, want)
+	}
+	if len(r.env.Actions) != 1 || !strings.HasPrefix(r.env.Actions[0], "modules ") {
+		t.Errorf("actions %q: want the module load only", r.env.Actions)
 	}
 }
