@@ -53,9 +53,11 @@ type Spec struct {
 	// KernelRelease names lib/modules/<release> inside the image; it must
 	// equal the booted kernel's `uname -r`.
 	KernelRelease string
-	// ModuleFiles are module paths relative to ModuleRoot (dependency
-	// closure, as resolved by kmodules) and the modules.dep text for them.
-	ModuleFiles []string
+	// ModuleFiles are the module files (dependency closure, as resolved
+	// by kmodules), Path relative to lib/modules/<release>, and ModulesDep
+	// the modules.dep text for them. ModuleRoot is read for
+	// modules.builtin.
+	ModuleFiles []File
 	ModulesDep  []byte
 	// Device is the device payload: an uncompressed newc archive holding
 	// /init and bbin/ as initramfs/device builds it (DeviceFile names it).
@@ -190,22 +192,20 @@ func baseArchive(spec Spec) (*cpio.Archive, error) {
 		dirs[d] = true
 	}
 	files := append([]File(nil), spec.Files...)
-	if spec.ModuleRoot != "" && len(spec.ModuleFiles) > 0 {
+	if len(spec.ModuleFiles) > 0 {
 		if spec.KernelRelease == "" || strings.ContainsAny(spec.KernelRelease, "/ ") {
 			return nil, fmt.Errorf("initramfs: bad kernel release %q", spec.KernelRelease)
 		}
 		kdir := path.Join(ModulesDir, spec.KernelRelease)
-		for _, rel := range spec.ModuleFiles {
-			data, err := os.ReadFile(filepath.Join(spec.ModuleRoot, rel))
-			if err != nil {
-				return nil, fmt.Errorf("initramfs: module: %w", err)
-			}
-			files = append(files, File{Path: path.Join(kdir, rel), Data: data, Mode: 0o644})
+		for _, m := range spec.ModuleFiles {
+			files = append(files, File{Path: path.Join(kdir, m.Path), Data: m.Data, Mode: m.Mode})
 		}
 		files = append(files, File{Path: path.Join(kdir, "modules.dep"), Data: spec.ModulesDep, Mode: 0o644})
 		// Built-in modules satisfy a board's module list at boot.
-		if b, err := os.ReadFile(filepath.Join(spec.ModuleRoot, "modules.builtin")); err == nil {
-			files = append(files, File{Path: path.Join(kdir, "modules.builtin"), Data: b, Mode: 0o644})
+		if spec.ModuleRoot != "" {
+			if b, err := os.ReadFile(filepath.Join(spec.ModuleRoot, "modules.builtin")); err == nil {
+				files = append(files, File{Path: path.Join(kdir, "modules.builtin"), Data: b, Mode: 0o644})
+			}
 		}
 	}
 	seen := map[string]bool{}

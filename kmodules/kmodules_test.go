@@ -16,6 +16,7 @@ import (
 	"github.com/mcinit/mcinit/boards"
 	"github.com/mcinit/mcinit/internal/testenv"
 	"github.com/mcinit/mcinit/kmodules"
+	"github.com/mcinit/mcinit/kmodules/modinfo"
 )
 
 // modRoot fetches (cached) a Debian kernel package and returns its
@@ -84,7 +85,7 @@ func TestShippedBoardModulesExist(t *testing.T) {
 			}
 			tr := trees[k[1]]
 			if tr == nil {
-				if tr, err = kmodules.Open(modRoot(t, k[0], k[1])); err != nil {
+				if tr, err = modinfo.Open(modRoot(t, k[0], k[1])); err != nil {
 					t.Fatal(err)
 				}
 				trees[k[1]] = tr
@@ -182,8 +183,14 @@ func TestResolveAgainstDepmod(t *testing.T) {
 				want[d] = true
 			}
 		}
+		// Without modules.dep the host reads .modinfo; with it, the
+		// device-side reader alone resolves.
 		for _, root := range []string{full, withDep} {
-			deps, err := kmodules.ResolveDeps(root, names(b.Modules))
+			resolve := modinfo.ResolveDeps
+			if root == withDep {
+				resolve = kmodules.ResolveDeps
+			}
+			deps, err := resolve(root, names(b.Modules))
 			if err != nil {
 				t.Fatalf("%s: %v", b.Name, err)
 			}
@@ -217,7 +224,7 @@ func TestWriteDepAgainstDepmod(t *testing.T) {
 	testenv.RequireTool(t, "depmod", "kmod")
 	root := modRoot(t, "arm64", "linux-image-cloud-arm64")
 	want := []string{"tpm_tis", "dm-verity", "overlay", "virtio_blk"}
-	deps, err := kmodules.ResolveDeps(root, want)
+	deps, err := modinfo.ResolveDeps(root, want)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,20 +317,30 @@ func sorted(s []string) []string {
 func TestResolveBuiltinAndMissing(t *testing.T) {
 	root := modRoot(t, "amd64", "linux-image-cloud-amd64")
 	// ext4 is built into the cloud kernel: satisfied, nothing to copy.
-	ps, err := kmodules.Resolve(root, []string{"ext4", "virtio-blk"})
+	tr, err := modinfo.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := tr.Resolve([]string{"ext4", "virtio-blk"})
+	ps := kmodules.Paths(ds)
 	if err != nil || len(ps) == 0 || !strings.HasSuffix(ps[len(ps)-1], "virtio_blk.ko") || strings.Contains(strings.Join(ps, " "), "ext4") {
 		t.Errorf("Resolve(ext4, virtio-blk) = %v, %v", ps, err)
 	}
-	if _, err := kmodules.Resolve(root, []string{"virtio_blk", "no_such_module"}); err == nil || !strings.Contains(err.Error(), "no_such_module") {
+	if _, err := tr.Resolve([]string{"virtio_blk", "no_such_module"}); err == nil || !strings.Contains(err.Error(), "no_such_module") {
 		t.Errorf("missing module: %v", err)
 	}
 	if err := kmodules.LoadWith(root, []boards.Module{{Name: "nope-nope"}}, func(string, string) error { return nil }); err == nil || !strings.Contains(err.Error(), "nope_nope") {
 		t.Errorf("Load with a missing module: %v", err)
 	}
+	// The device side reads no .modinfo: a root without modules.dep
+	// cannot resolve a module that is present, and says why.
+	if _, err := kmodules.Resolve(root, []string{"virtio_blk"}); err == nil || !strings.Contains(err.Error(), "module virtio_blk: no modules.dep") {
+		t.Errorf("device-side resolve without modules.dep: %v", err)
+	}
 }
 
-// TestCompressedModules reads .modinfo from xz, zstd and gzip copies of a
-// real module, made with the real compressors.
+// TestCompressedModules reads .modinfo and the module from xz, zstd and
+// gzip copies of a real module, made with the real compressors.
 func TestCompressedModules(t *testing.T) {
 	root := modRoot(t, "arm64", "linux-image-cloud-arm64")
 	src := filepath.Join(root, "kernel/drivers/md/dm-verity.ko")
@@ -348,16 +365,24 @@ func TestCompressedModules(t *testing.T) {
 	}
 	os.Remove(mod)
 	for _, ext := range []string{".xz", ".zst", ".gz"} {
-		info, err := kmodules.ReadModinfo(mod + ext)
+		info, err := modinfo.Read(mod + ext)
 		if err != nil || info["depends"] != "dm-bufio,dm-mod,reed_solomon" && !strings.Contains(info["depends"], "dm-bufio") {
 			t.Errorf("%s: depends=%q, %v", ext, info["depends"], err)
+		}
+		// What the initramfs builder stores: the original module, at the
+		// plain .ko path.
+		if img, err := modinfo.ReadModule(mod + ext); err != nil || !bytes.Equal(img, b) {
+			t.Errorf("%s: decompressed module differs from the original (%d vs %d bytes), %v", ext, len(img), len(b), err)
+		}
+		if p := modinfo.PlainPath(mod + ext); p != mod {
+			t.Errorf("PlainPath(%s) = %s", mod+ext, p)
 		}
 	}
 	// Only one variant may be indexed; resolution follows its .modinfo
 	// into deps that are absent here.
 	os.Remove(mod + ".gz")
 	os.Remove(mod + ".zst")
-	if _, err := kmodules.Resolve(dir, []string{"dm_verity"}); err == nil || !strings.Contains(err.Error(), "needed by dm_verity") {
+	if _, err := modinfo.ResolveDeps(dir, []string{"dm_verity"}); err == nil || !strings.Contains(err.Error(), "needed by dm_verity") {
 		t.Errorf("compressed module with absent deps: %v", err)
 	}
 }
@@ -367,7 +392,7 @@ func TestCompressedModules(t *testing.T) {
 // modules depmod says it needs have finished, parameters reach only the
 // listed modules, and independent modules overlap.
 func TestLoadOrderAndParallelism(t *testing.T) {
-	root := modRoot(t, "arm64", "linux-image-cloud-arm64")
+	root := depmodTree(t, modRoot(t, "arm64", "linux-image-cloud-arm64")) // as in an image: with modules.dep
 	mods := []boards.Module{{Name: "tpm_tis", Params: "interrupts=0"}, {Name: "virtio_mmio"}, {Name: "virtio_pci"},
 		{Name: "virtio_blk"}, {Name: "dm-mod"}, {Name: "dm-verity"}, {Name: "overlay"}}
 	deps, err := kmodules.ResolveDeps(root, names(mods))

@@ -104,33 +104,39 @@ func loadGraph(deps []Dep, load func(Dep) error) error {
 	return nil
 }
 
-// InsertFile loads one module file into the running kernel: finit_module on
-// a plain .ko (so LoadPin/IMA see the file), init_module on the
-// decompressed image of a compressed one. EEXIST (already loaded) is
+// InsertFile loads one module file into the running kernel with
+// finit_module, for every file: the kernel reads the file itself, so
+// LoadPin and IMA see (and can refuse) the very file loaded, never a copy
+// made in user space. A compressed .ko.xz/.ko.zst/.ko.gz is handed over
+// with MODULE_INIT_COMPRESSED_FILE for the kernel to decompress (Linux ≥
+// 5.17 with CONFIG_MODULE_DECOMPRESS); `mcinit initramfs` stores modules
+// uncompressed, so /init needs no decompressor. EEXIST (already loaded) is
 // success.
 func InsertFile(path, params string) error {
-	var err error
-	if strings.HasSuffix(path, ".ko") {
-		var fd int
-		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("open %s: %w", path, err)
-		}
-		err = unix.FinitModule(fd, params, 0)
-		unix.Close(fd)
-	} else {
-		var img []byte
-		img, err = readModule(path)
-		if err != nil {
-			return err
-		}
-		err = unix.InitModule(img, params)
-	}
-	if errors.Is(err, unix.EEXIST) {
-		return nil
-	}
+	flags, compressed := insertFlags(path)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	err = unix.FinitModule(fd, params, flags)
+	unix.Close(fd)
+	switch {
+	case err == nil, errors.Is(err, unix.EEXIST):
+		return nil
+	case compressed:
+		return fmt.Errorf("loading %s: the kernel could not load this compressed module (it needs Linux 5.17+ built with CONFIG_MODULE_DECOMPRESS and the matching decompressor; mcinit initramfs stores modules uncompressed): %w", filepath.Base(path), err)
+	default:
 		return fmt.Errorf("loading %s: %w", filepath.Base(path), err)
 	}
-	return nil
+}
+
+// insertFlags gives the finit_module flags for a module file, and whether
+// the file is compressed (by its name, as kmod decides too).
+func insertFlags(path string) (flags int, compressed bool) {
+	for _, ext := range moduleExts[1:] {
+		if strings.HasSuffix(path, ext) {
+			return unix.MODULE_INIT_COMPRESSED_FILE, true
+		}
+	}
+	return 0, false
 }

@@ -1,16 +1,16 @@
 // Package kmodules resolves kernel module dependencies and loads modules.
 //
-// The host-side initramfs builder uses Resolve to copy exactly the .ko files
-// a board needs (and WriteDep to write their modules.dep); /init uses Load.
-// Module names treat '-' and '_' as the same character, as the kernel does.
+// The host-side initramfs builder resolves exactly the .ko files a board
+// needs (and WriteDep writes their modules.dep); /init uses Load. Module
+// names treat '-' and '_' as the same character, as the kernel does.
+//
+// This package is linked into /init, so it reads no module file itself:
+// reading .modinfo and decompressing modules is package kmodules/modinfo's
+// job, on the host.
 package kmodules
 
 import (
 	"bufio"
-	"bytes"
-	"compress/gzip"
-	"debug/elf"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -19,11 +19,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-
-	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
-
-	"github.com/mcinit/mcinit/internal/boundedfile"
 )
 
 // MaxModuleSize bounds one (decompressed) module file.
@@ -63,21 +58,33 @@ type Tree struct {
 	deps    map[string][]string // name → dependency names (modules.dep, or .modinfo once read)
 	hasDep  bool
 	builtin map[string]bool
+	modinfo ModinfoReader // nil: a tree without modules.dep cannot resolve
 }
 
+// ModinfoReader reads the .modinfo key=value pairs of a module file (the
+// host's is modinfo.Read).
+type ModinfoReader func(path string) (map[string]string, error)
+
 // Open indexes the module root modRoot (the directory holding modules.dep
-// or kernel/): from modules.dep when present, else by listing the module
-// files (their .modinfo is read when first needed).
+// or kernel/) from its modules.dep. A root without one (dpkg -x leaves
+// none) is indexed by listing its module files, but resolving in it needs
+// the modules' .modinfo: use OpenWith, or on the host modinfo.Open.
 func Open(modRoot string) (*Tree, error) {
-	t, err := openTree(modRoot)
+	return OpenWith(modRoot, nil)
+}
+
+// OpenWith is Open with readModinfo to learn a module's dependencies when
+// modRoot has no modules.dep; it is called when a module is first needed.
+func OpenWith(modRoot string, readModinfo ModinfoReader) (*Tree, error) {
+	t, err := openTree(modRoot, readModinfo)
 	if err != nil {
 		return nil, fmt.Errorf("modules in %s: %w", modRoot, err)
 	}
 	return t, nil
 }
 
-func openTree(root string) (*Tree, error) {
-	t := &Tree{root: root, paths: map[string]string{}, deps: map[string][]string{}, builtin: map[string]bool{}}
+func openTree(root string, readModinfo ModinfoReader) (*Tree, error) {
+	t := &Tree{root: root, paths: map[string]string{}, deps: map[string][]string{}, builtin: map[string]bool{}, modinfo: readModinfo}
 	if err := t.readBuiltin(); err != nil {
 		return nil, err
 	}
@@ -167,7 +174,10 @@ func (t *Tree) depsOf(name string) ([]string, error) {
 	if ds, ok := t.deps[name]; ok || t.hasDep {
 		return ds, nil
 	}
-	info, err := ReadModinfo(filepath.Join(t.root, filepath.FromSlash(t.paths[name])))
+	if t.modinfo == nil {
+		return nil, errors.New("no modules.dep in the module root, and no .modinfo reader to learn dependencies from")
+	}
+	info, err := t.modinfo(filepath.Join(t.root, filepath.FromSlash(t.paths[name])))
 	if err != nil {
 		return nil, err
 	}
@@ -182,7 +192,7 @@ func (t *Tree) depsOf(name string) ([]string, error) {
 }
 
 // ResolveDeps computes the dependency closure of names under the module
-// root modRoot (the directory holding modules.dep or kernel/), in load
+// root modRoot (the directory holding modules.dep; see Open), in load
 // order: every module after the modules it needs. Built-in modules
 // (modules.builtin) are satisfied and left out. A module that is neither
 // present nor built in is an error naming it.
@@ -306,134 +316,4 @@ func WriteDep(w io.Writer, deps []Dep) error {
 		}
 	}
 	return nil
-}
-
-// ReadModinfo reads a module file's .modinfo section (key=value strings),
-// decompressing .xz/.zst/.gz files. It works for modules of any
-// architecture.
-func ReadModinfo(path string) (map[string]string, error) {
-	img, err := readModule(path)
-	if err != nil {
-		return nil, err
-	}
-	return parseModinfo(img)
-}
-
-func parseModinfo(img []byte) (map[string]string, error) {
-	data, err := elfSection(img, ".modinfo")
-	if err != nil {
-		return nil, err
-	}
-	info := map[string]string{}
-	for _, kv := range bytes.Split(data, []byte{0}) {
-		if k, v, ok := strings.Cut(string(kv), "="); ok {
-			if _, dup := info[k]; !dup {
-				info[k] = v
-			}
-		}
-	}
-	return info, nil
-}
-
-// elfSection returns the bytes of the named section of an ELF image (32 or
-// 64 bits, either byte order). It is a bounds-checked walk of the section
-// headers, written out because debug/elf allocates from header values and
-// is slow on hostile files.
-func elfSection(img []byte, name string) ([]byte, error) {
-	if len(img) < 52 || string(img[:4]) != elf.ELFMAG {
-		return nil, errors.New("not an ELF file")
-	}
-	var bo binary.ByteOrder
-	switch elf.Data(img[elf.EI_DATA]) {
-	case elf.ELFDATA2LSB:
-		bo = binary.LittleEndian
-	case elf.ELFDATA2MSB:
-		bo = binary.BigEndian
-	default:
-		return nil, errors.New("ELF: bad byte order")
-	}
-	var shoff, shentsize, shnum, shstrndx uint64
-	is64 := elf.Class(img[elf.EI_CLASS]) == elf.ELFCLASS64
-	switch {
-	case is64 && len(img) >= 64:
-		shoff = bo.Uint64(img[0x28:])
-		shentsize, shnum, shstrndx = uint64(bo.Uint16(img[0x3a:])), uint64(bo.Uint16(img[0x3c:])), uint64(bo.Uint16(img[0x3e:]))
-	case !is64 && elf.Class(img[elf.EI_CLASS]) == elf.ELFCLASS32:
-		shoff = uint64(bo.Uint32(img[0x20:]))
-		shentsize, shnum, shstrndx = uint64(bo.Uint16(img[0x2e:])), uint64(bo.Uint16(img[0x30:])), uint64(bo.Uint16(img[0x32:]))
-	default:
-		return nil, errors.New("ELF: bad class")
-	}
-	size := uint64(len(img))
-	minEnt := uint64(40)
-	if is64 {
-		minEnt = 64
-	}
-	if shentsize < minEnt || shnum == 0 || shstrndx >= shnum || shoff > size || shnum*shentsize > size-shoff {
-		return nil, errors.New("ELF: section header table out of bounds")
-	}
-	// section returns the file range of section i.
-	section := func(i uint64) (nameOff, off, n uint64) {
-		h := img[shoff+i*shentsize:]
-		if is64 {
-			return uint64(bo.Uint32(h)), bo.Uint64(h[0x18:]), bo.Uint64(h[0x20:])
-		}
-		return uint64(bo.Uint32(h)), uint64(bo.Uint32(h[0x10:])), uint64(bo.Uint32(h[0x14:]))
-	}
-	within := func(off, n uint64) bool { return off <= size && n <= size-off }
-	_, strOff, strLen := section(shstrndx)
-	if !within(strOff, strLen) {
-		return nil, errors.New("ELF: section name table out of bounds")
-	}
-	names := img[strOff : strOff+strLen]
-	for i := uint64(0); i < shnum; i++ {
-		nameOff, off, n := section(i)
-		if nameOff >= uint64(len(names)) {
-			continue
-		}
-		nm := names[nameOff:]
-		if e := bytes.IndexByte(nm, 0); e >= 0 {
-			nm = nm[:e]
-		}
-		if string(nm) != name {
-			continue
-		}
-		if !within(off, n) {
-			return nil, fmt.Errorf("ELF: section %s out of bounds", name)
-		}
-		return img[off : off+n], nil
-	}
-	return nil, fmt.Errorf("no %s section", name)
-}
-
-// readModule reads a module file, decompressing by suffix.
-func readModule(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var r io.Reader = f
-	switch {
-	case strings.HasSuffix(path, ".xz"):
-		xr, err := xz.NewReader(f)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		r = xr
-	case strings.HasSuffix(path, ".zst"):
-		zr, err := zstd.NewReader(f)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		defer zr.Close()
-		r = zr
-	case strings.HasSuffix(path, ".gz"):
-		gr, err := gzip.NewReader(f)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		r = gr
-	}
-	return boundedfile.ReadAll(r, path, MaxModuleSize)
 }

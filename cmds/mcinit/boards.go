@@ -16,6 +16,7 @@ import (
 	"github.com/mcinit/mcinit/identity"
 	"github.com/mcinit/mcinit/internal/boundedfile"
 	"github.com/mcinit/mcinit/kmodules"
+	"github.com/mcinit/mcinit/kmodules/modinfo"
 	"github.com/mcinit/mcinit/nixhw"
 )
 
@@ -283,7 +284,7 @@ func kernelModules(dir, arch string) (*kmodules.Tree, error) {
 		}
 		dir = m[0]
 	}
-	return kmodules.Open(dir)
+	return modinfo.Open(dir)
 }
 
 // errChanged makes `boards diff` exit 3 when a re-import would change

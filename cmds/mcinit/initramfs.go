@@ -16,6 +16,7 @@ import (
 	"github.com/mcinit/mcinit/boards"
 	"github.com/mcinit/mcinit/initramfs"
 	"github.com/mcinit/mcinit/kmodules"
+	"github.com/mcinit/mcinit/kmodules/modinfo"
 	"github.com/mcinit/mcinit/policy"
 	"github.com/mcinit/mcinit/signing"
 )
@@ -114,17 +115,17 @@ func runInitramfs(args []string) error {
 			names = append(names, m.Name)
 		}
 	}
-	deps, err := kmodules.ResolveDeps(modRoot, names)
+	deps, err := modinfo.ResolveDeps(modRoot, names)
+	if err != nil {
+		return err
+	}
+	modFiles, err := moduleFiles(modRoot, deps)
 	if err != nil {
 		return err
 	}
 	var dep bytes.Buffer
 	if err := kmodules.WriteDep(&dep, deps); err != nil {
 		return err
-	}
-	modFiles := make([]string, len(deps))
-	for i, d := range deps {
-		modFiles[i] = d.Path
 	}
 
 	files := []initramfs.File{
@@ -222,6 +223,23 @@ func selectBoards(set *boards.Set, pol *policy.Policy, list, arch string) ([]*bo
 		return nil, fmt.Errorf("no board for arch %s among %s", arch, strings.Join(names, ","))
 	}
 	return out, nil
+}
+
+// moduleFiles reads the closure's module files for the image, each
+// uncompressed (/init then needs no decompressor, and the kernel none of
+// its own): a .ko.xz/.ko.zst/.ko.gz is stored as .ko, and deps' paths are
+// changed to match, for the modules.dep written from them.
+func moduleFiles(modRoot string, deps []kmodules.Dep) ([]initramfs.File, error) {
+	files := make([]initramfs.File, len(deps))
+	for i, d := range deps {
+		data, err := modinfo.ReadModule(filepath.Join(modRoot, filepath.FromSlash(d.Path)))
+		if err != nil {
+			return nil, fmt.Errorf("module %s: %w", d.Name, err)
+		}
+		deps[i].Path = modinfo.PlainPath(d.Path)
+		files[i] = initramfs.File{Path: deps[i].Path, Data: data, Mode: 0o644}
+	}
+	return files, nil
 }
 
 // findModuleRoot accepts lib/modules/RELEASE itself or a tree holding one
