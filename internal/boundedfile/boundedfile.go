@@ -43,13 +43,17 @@ func Read(fsys fs.FS, name string, limit int64) ([]byte, error) {
 }
 
 // ReadPath is Read for a host path (the CLI's arguments, /proc and /sys
-// files).
+// files). A pipe is accepted as well, with the same bound, so a shell's
+// process substitution (-golden <(...)) works.
 func ReadPath(path string, limit int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err // a *PathError names path already
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Mode()&fs.ModeNamedPipe != 0 {
+		return ReadAll(f, path, limit)
+	}
 	return readOpen(f, path, limit)
 }
 

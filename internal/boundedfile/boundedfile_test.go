@@ -1,8 +1,10 @@
 package boundedfile
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -35,5 +37,31 @@ func TestRead(t *testing.T) {
 	}
 	if _, err := ReadPath(dir, 4); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Errorf("ReadPath directory: %v", err)
+	}
+}
+
+// A pipe (what the shell's <(...) passes) reads with the same bound.
+func TestReadPathPipe(t *testing.T) {
+	for _, tc := range []struct {
+		data string
+		err  bool
+	}{{"1234", false}, {"12345", true}} {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.WriteString(tc.data); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		path := "/proc/self/fd/" + strconv.Itoa(int(r.Fd()))
+		b, err := ReadPath(path, 4)
+		r.Close()
+		switch {
+		case tc.err && !errors.Is(err, ErrTooLarge):
+			t.Errorf("%q: err %v, want ErrTooLarge", tc.data, err)
+		case !tc.err && (err != nil || string(b) != tc.data):
+			t.Errorf("%q: got %q, %v", tc.data, b, err)
+		}
 	}
 }
