@@ -192,7 +192,10 @@ func baseArchive(spec Spec) (*cpio.Archive, error) {
 		dirs[d] = true
 	}
 	files := append([]File(nil), spec.Files...)
-	if len(spec.ModuleFiles) > 0 {
+	// A kernel tree gives the module directory even when every module the
+	// boards name is built in: modules.builtin is then what tells /init
+	// those modules are there, and without it the boot would refuse.
+	if len(spec.ModuleFiles) > 0 || spec.KernelRelease != "" {
 		if spec.KernelRelease == "" || strings.ContainsAny(spec.KernelRelease, "/ ") {
 			return nil, fmt.Errorf("initramfs: bad kernel release %q", spec.KernelRelease)
 		}

@@ -2,6 +2,7 @@ package initramfs
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -164,5 +165,41 @@ func TestRefusesBadPaths(t *testing.T) {
 	s.Files = append(s.Files, File{Path: "bbin/bb", Data: []byte("x"), Mode: 0o755})
 	if err := Build(s, &bytes.Buffer{}); err == nil {
 		t.Error("a configuration file shadowing the payload accepted")
+	}
+}
+
+// A board whose modules are all built into the kernel gets no module
+// file, but the image still carries modules.builtin and an empty
+// modules.dep, so /init finds them built in instead of refusing.
+func TestBuiltinOnlyModules(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "modules.builtin"), []byte("kernel/drivers/virtio/virtio_blk.ko\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := testSpec(t)
+	s.ModuleRoot, s.KernelRelease = root, "6.1.0-test"
+	var b bytes.Buffer
+	if err := Build(s, &b); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := ReadArchive(b.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, r := range recs {
+		if r.Info.Mode&cpio.S_IFMT == cpio.S_IFREG {
+			data, err := io.ReadAll(io.NewSectionReader(r.ReaderAt, 0, int64(r.FileSize)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[r.Name] = string(data)
+		}
+	}
+	if got[ModulesDir+"/6.1.0-test/modules.builtin"] != "kernel/drivers/virtio/virtio_blk.ko\n" {
+		t.Errorf("modules.builtin missing or changed: %q", got[ModulesDir+"/6.1.0-test/modules.builtin"])
+	}
+	if d, ok := got[ModulesDir+"/6.1.0-test/modules.dep"]; !ok || d != "" {
+		t.Errorf("modules.dep %q (present %v), want empty", d, ok)
 	}
 }

@@ -465,3 +465,29 @@ func TestLoadOrderAndParallelism(t *testing.T) {
 		t.Errorf("independent modules not loaded: %v", loaded)
 	}
 }
+
+// An image whose board modules are all built in holds only modules.builtin
+// and an empty modules.dep: Load succeeds without inserting anything, and
+// a module that is neither built in nor shipped is still an error naming it.
+func TestLoadBuiltinOnly(t *testing.T) {
+	root := t.TempDir()
+	for name, data := range map[string]string{
+		"modules.builtin": "kernel/drivers/block/virtio_blk.ko\nkernel/drivers/md/dm-mod.ko\n",
+		"modules.dep":     "",
+	} {
+		if err := os.WriteFile(filepath.Join(root, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	insert := func(path, params string) error {
+		t.Errorf("inserted %s: every module is built in", path)
+		return nil
+	}
+	if err := kmodules.LoadWith(root, []boards.Module{{Name: "virtio_blk"}, {Name: "dm_mod"}}, insert); err != nil {
+		t.Fatalf("built-in modules: %v", err)
+	}
+	err := kmodules.LoadWith(root, []boards.Module{{Name: "erofs"}}, insert)
+	if err == nil || !strings.Contains(err.Error(), "erofs") {
+		t.Errorf("a module neither built in nor shipped: err %v, want one naming erofs", err)
+	}
+}
