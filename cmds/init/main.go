@@ -55,6 +55,7 @@ func main() {
 
 // state is what a refusal needs to know about the boot so far.
 type state struct {
+	mods     *boot.ModuleLoad // nil until the modules start loading
 	m        *boot.Measurer
 	policy   *boot.Policy
 	decision *decide.Decision
@@ -68,7 +69,7 @@ func run(env boot.Env, con *boot.Console, s *state, start time.Duration) (err er
 		return err
 	}
 	mods := boot.StartModules(env, board, "")
-	defer mods.Finish()
+	s.mods = mods
 	s.policy = boot.ReadPolicy(env.Image())
 	m, tpm, err := boot.OpenMeasurement(env, con, s.policy, mods)
 	s.m = m
@@ -150,6 +151,11 @@ func refuse(env boot.Env, con *boot.Console, s *state, err error) {
 	cause := err.Error()
 	con.Critf("refusing to boot: %s", cause)
 	_ = s.m.Fail(cause) // best effort: the TPM may be what failed
+	if s.mods != nil {
+		// Modules may still be loading: the cause is on the console
+		// already; the shell and the halt come once they are done.
+		s.mods.Finish()
+	}
 	boot.RefusalShell(env, con, s.policy, s.decision)
 }
 
