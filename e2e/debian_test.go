@@ -204,7 +204,13 @@ func debianDisk(t *testing.T, e *fixture.Env) (disk, rootHash string, dataBlocks
 	if err := os.Symlink("/etc/systemd/system/mcinit-report.service", filepath.Join(want, "mcinit-report.service")); err != nil {
 		t.Fatal(err)
 	}
-	// No getty: the serial console is the report's.
+	// No getty: the serial console is the report's. systemd's getty
+	// generator would add serial-getty@ttyS0 for console=ttyS0, and on this
+	// minbase root (no udev) its dev-ttyS0.device never appears: every boot
+	// waited the 90 s job timeout for it.
+	if err := os.Symlink("/dev/null", filepath.Join(tree, "etc/systemd/system/serial-getty@ttyS0.service")); err != nil {
+		t.Fatal(err)
+	}
 	os.WriteFile(filepath.Join(tree, "etc/hostname"), []byte("mcinit-debian\n"), 0o644)
 
 	disk = filepath.Join(e.Dir, "debian-"+e.Arch+".img")
