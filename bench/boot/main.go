@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -128,8 +129,10 @@ func run() error {
 		{name: "bb-all", initrd: bbAll, marks: bbMarks},
 	}
 	logDir := filepath.Join(abs, "bench-logs")
+	var load hostLoad
 	for i := 1; i <= *rounds; i++ {
 		for _, s := range sides {
+			load.sample()
 			name := fmt.Sprintf("%s-%d", s.name, i)
 			t0 := time.Now()
 			bt, err := bootOnce(ctx, e, s, name, logDir, *sleep)
@@ -155,7 +158,7 @@ func run() error {
 	if *sleep {
 		clock = "sleep=on"
 	}
-	report(os.Stdout, kver, clock, *rounds, sides, sizes)
+	report(os.Stdout, kver, clock, *rounds, sides, sizes, load)
 	if !keep {
 		// A failed run returned above, keeping everything for a look.
 		return os.RemoveAll(abs)
@@ -259,3 +262,44 @@ func (c *countWriter) Write(p []byte) (int, error) {
 }
 
 var errNoReport = errors.New("the real init did not report (no kmsg_init_ts)")
+
+// hostLoad is the range of the host's 1-minute load average over the run:
+// device waits (disk, swtpm) count in real time, so only an idle host
+// gives boots that agree to the millisecond.
+type hostLoad struct {
+	min, max float64
+	n        int
+}
+
+func (h *hostLoad) sample() {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return
+	}
+	if h.n == 0 || v < h.min {
+		h.min = v
+	}
+	if h.n == 0 || v > h.max {
+		h.max = v
+	}
+	h.n++
+}
+
+func (h hostLoad) String() string {
+	if h.n == 0 {
+		return "host load average: unknown"
+	}
+	s := fmt.Sprintf("host load average (1 min) during the run: %.1f–%.1f", h.min, h.max)
+	if h.max > 2 {
+		s += " (a busy host: device waits count in real time, so boots spread; compare runs on an idle host)"
+	}
+	return s
+}

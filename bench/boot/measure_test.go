@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -69,5 +70,20 @@ func TestMedian(t *testing.T) {
 		if got := median(c.in); got != c.want {
 			t.Errorf("median(%v) = %v, want %v", c.in, got, c.want)
 		}
+	}
+}
+
+func TestHostLoadString(t *testing.T) {
+	var h hostLoad
+	if got := h.String(); got != "host load average: unknown" {
+		t.Errorf("no samples: %q", got)
+	}
+	h = hostLoad{min: 0.3, max: 1.4, n: 3}
+	if got := h.String(); got != "host load average (1 min) during the run: 0.3–1.4" {
+		t.Errorf("idle: %q", got)
+	}
+	h.max = 30
+	if got := h.String(); !strings.Contains(got, "a busy host") {
+		t.Errorf("busy: %q", got)
 	}
 }

@@ -12,7 +12,7 @@ import (
 // fair busybox baseline loading the same modules, sides[2] the old one
 // loading every module of the image), the per-boot figures and the /init
 // breakdown.
-func report(w io.Writer, kver, clock string, rounds int, sides []*side, sz []sizes) {
+func report(w io.Writer, kver, clock string, rounds int, sides []*side, sz []sizes, load hostLoad) {
 	mc, bb, all := sides[0], sides[1], sides[2]
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/1e6) }
 	ratio := func(a, b float64) string {
@@ -35,7 +35,8 @@ func report(w io.Writer, kver, clock string, rounds int, sides []*side, sz []siz
 
 	fmt.Fprintf(w, "\nBoot benchmark: amd64 q35, kernel %s, same verity disk, swtpm attached\n", kver)
 	fmt.Fprintf(w, "QEMU TCG with -icount shift=0,%s (guest time), %d boots per side interleaved, medians\n", clock, rounds)
-	fmt.Fprintf(w, "busybox: the fair baseline, loading the modules mcinit's production boot loads; busybox-all: every module of the image\n\n")
+	fmt.Fprintf(w, "busybox: the fair baseline, loading the modules mcinit's production boot loads; busybox-all: every module of the image\n")
+	fmt.Fprintf(w, "%s\n\n", load)
 	fmt.Fprintf(w, "| %-40s | %9s | %9s | %11s | %-9s | %-11s | %-16s |\n", "", "mcinit", "busybox", "busybox-all", "÷ busybox", "÷ busybox-all", "target (÷ busybox)")
 	fmt.Fprintf(w, "|%s|%s|%s|%s|%s|%s|%s|\n", dash(42), dash(11), dash(11), dash(13), dash(11), dash(15), dash(20))
 	row := func(name, a, b, c, r1, r2, t string) {
