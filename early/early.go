@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +43,20 @@ func Mount() error {
 		}
 	}
 	return nil
+}
+
+// ScrubEnv drops the environment the kernel gave PID 1 and undoes what it
+// set in the Go runtime. The kernel turns every command-line word with "="
+// that it does not know into an environment variable of init, so the
+// untrusted command line could otherwise tune /init: GODEBUG settings
+// (parser and crypto behaviour), GOGC=off, GOMEMLIMIT. /init reads nothing
+// from its environment and gives the real init and the rescue shell their
+// own.
+func ScrubEnv() {
+	os.Unsetenv("GODEBUG") // the runtime re-reads its settings: the defaults
+	os.Clearenv()
+	debug.SetGCPercent(100)
+	debug.SetMemoryLimit(math.MaxInt64)
 }
 
 // Syslog priorities used for kmsg lines.

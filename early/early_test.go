@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"os"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -95,3 +98,32 @@ type failingWriter struct{}
 
 func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("EIO") }
 func (failingWriter) Close() error              { return nil }
+
+// The kernel hands init every unknown command-line word with "=" as its
+// environment; none of it may reach /init's runtime.
+func TestScrubEnv(t *testing.T) {
+	saved := os.Environ()
+	defer func() {
+		os.Clearenv()
+		for _, kv := range saved {
+			k, v, _ := strings.Cut(kv, "=")
+			os.Setenv(k, v)
+		}
+		debug.SetGCPercent(100)
+	}()
+	os.Setenv("GODEBUG", "panicnil=1")
+	os.Setenv("GOGC", "off")
+	os.Setenv("mcinit_test.x", "1")
+	debug.SetGCPercent(-1) // what GOGC=off gives at start-up
+	debug.SetMemoryLimit(1 << 20)
+	ScrubEnv()
+	if env := os.Environ(); len(env) != 0 {
+		t.Errorf("environment left: %q", env)
+	}
+	if old := debug.SetGCPercent(100); old != 100 {
+		t.Errorf("GC percent %d after ScrubEnv, want 100", old)
+	}
+	if lim := debug.SetMemoryLimit(-1); lim != math.MaxInt64 {
+		t.Errorf("memory limit %d after ScrubEnv, want none", lim)
+	}
+}

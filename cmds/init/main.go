@@ -25,18 +25,17 @@ const realInit = "/sbin/init"
 
 func main() {
 	start := bootTime()
+	if os.Getpid() != 1 {
+		fmt.Fprintln(os.Stderr, "mcinit: init must run as PID 1")
+		os.Exit(1)
+	}
+	early.ScrubEnv() // the environment is the untrusted command line's
 	// Modules load while the policy is verified and measured (package
 	// boot). With one P, a goroutine blocked in a TPM command holds it
 	// until the runtime's monitor takes it back, up to 10 ms later, so
 	// nothing overlaps on a one-CPU board; a second P lets the kernel
 	// schedule both.
-	if runtime.GOMAXPROCS(0) < 2 {
-		runtime.GOMAXPROCS(2)
-	}
-	if os.Getpid() != 1 {
-		fmt.Fprintln(os.Stderr, "mcinit: init must run as PID 1")
-		os.Exit(1)
-	}
+	runtime.GOMAXPROCS(max(2, runtime.NumCPU()))
 	if err := early.Mount(); err != nil {
 		fmt.Printf("mcinit: refusing to boot: %v\n", err)
 		halt()
