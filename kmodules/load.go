@@ -133,10 +133,8 @@ func InsertFile(path, params string) error {
 // insertFlags gives the finit_module flags for a module file, and whether
 // the file is compressed (by its name, as kmod decides too).
 func insertFlags(path string) (flags int, compressed bool) {
-	for _, ext := range moduleExts[1:] {
-		if strings.HasSuffix(path, ext) {
-			return unix.MODULE_INIT_COMPRESSED_FILE, true
-		}
+	if Compression(path) != "" {
+		return unix.MODULE_INIT_COMPRESSED_FILE, true
 	}
 	return 0, false
 }

@@ -27,6 +27,19 @@ const MaxModuleSize = 64 << 20
 // moduleExts are the module file suffixes understood, plain first.
 var moduleExts = []string{".ko", ".ko.xz", ".ko.zst", ".ko.gz"}
 
+// Compression is a module file's compression suffix after ".ko" (".xz",
+// ".zst" or ".gz"), "" for a plain .ko or any other name. It is the one
+// list of compressed module files, for /init (which hands them to the
+// kernel) and the host (which decompresses them, kmodules/modinfo).
+func Compression(path string) string {
+	for _, ext := range moduleExts[1:] {
+		if strings.HasSuffix(path, ext) {
+			return strings.TrimPrefix(ext, ".ko")
+		}
+	}
+	return ""
+}
+
 // Name gives the kernel's spelling of a module name: '-' becomes '_'.
 func Name(s string) string { return strings.ReplaceAll(s, "-", "_") }
 

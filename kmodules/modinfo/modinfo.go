@@ -144,18 +144,10 @@ func elfSection(img []byte, name string) ([]byte, error) {
 	return nil, fmt.Errorf("no %s section", name)
 }
 
-// compressedExts are the compressed module suffixes ReadModule undoes.
-var compressedExts = []string{".xz", ".zst", ".gz"}
-
 // PlainPath is a module file path with any compression suffix removed:
 // where ReadModule's output goes in an image ("a/b.ko.xz" → "a/b.ko").
 func PlainPath(path string) string {
-	for _, ext := range compressedExts {
-		if strings.HasSuffix(path, ".ko"+ext) {
-			return strings.TrimSuffix(path, ext)
-		}
-	}
-	return path
+	return strings.TrimSuffix(path, kmodules.Compression(path))
 }
 
 // ReadModule reads a module file, decompressing by suffix. The
@@ -168,14 +160,14 @@ func ReadModule(path string) ([]byte, error) {
 	}
 	defer f.Close()
 	var r io.Reader = f
-	switch {
-	case strings.HasSuffix(path, ".xz"):
+	switch kmodules.Compression(path) {
+	case ".xz":
 		xr, err := xz.NewReader(f)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		r = xr
-	case strings.HasSuffix(path, ".zst"):
+	case ".zst":
 		// One goroutine and a bounded window: a module is small, and a
 		// hostile frame header must not make the decoder allocate much.
 		zr, err := zstd.NewReader(f, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(kmodules.MaxModuleSize))
@@ -184,7 +176,7 @@ func ReadModule(path string) ([]byte, error) {
 		}
 		defer zr.Close()
 		r = zr
-	case strings.HasSuffix(path, ".gz"):
+	case ".gz":
 		gr, err := gzip.NewReader(f)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
