@@ -39,7 +39,7 @@ func Read(fsys fs.FS, name string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	return readOpen(f, name, limit)
+	return readOpen(f, name, limit, false)
 }
 
 // ReadPath is Read for a host path (the CLI's arguments, /proc and /sys
@@ -51,10 +51,7 @@ func ReadPath(path string, limit int64) ([]byte, error) {
 		return nil, err // a *PathError names path already
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.Mode()&fs.ModeNamedPipe != 0 {
-		return ReadAll(f, path, limit)
-	}
-	return readOpen(f, path, limit)
+	return readOpen(f, path, limit, true)
 }
 
 // ReadAll reads r to its end, at most limit bytes; name labels errors.
@@ -97,14 +94,14 @@ func Copy(w io.Writer, r io.Reader, name string, limit int64) (int64, error) {
 	return n, nil
 }
 
-// readOpen reads an open file, which must be regular and at most limit
-// bytes; errors name it.
-func readOpen(f fs.File, name string, limit int64) ([]byte, error) {
+// readOpen reads an open file, which must be regular (or a pipe, when
+// pipeOK) and at most limit bytes; errors name it.
+func readOpen(f fs.File, name string, limit int64, pipeOK bool) ([]byte, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	if !st.Mode().IsRegular() {
+	if !st.Mode().IsRegular() && !(pipeOK && st.Mode()&fs.ModeNamedPipe != 0) {
 		return nil, fmt.Errorf("%s: not a regular file", name)
 	}
 	return ReadAll(f, name, limit)
