@@ -171,15 +171,10 @@ func TestForgedPCRNoSecureBootUKI(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := e.UEFIMachine("forge-attacker", disk, fixture.OtherSerial)
+		m, err := e.PlainUEFIMachine("forge-attacker", disk, fixture.OtherSerial)
 		if err != nil {
 			t.Fatal(err)
 		}
-		fw, err := harness.PlainFirmware(arch)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m.Firmware = &fw
 		q := forgedBoot(t, m)
 
 		v, err := runVerify(t, e, q, nonce, "-uki", fleet, "-require-profile", "production")

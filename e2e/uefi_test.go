@@ -192,15 +192,10 @@ func TestUEFIStubIgnoresCmdlineOverride(t *testing.T) {
 		})
 		t.Run("control-no-secureboot", func(t *testing.T) {
 			t.Parallel()
-			m, err := e.UEFIMachine("uefi-override-plain", e.Disk, fixture.OtherSerial)
+			m, err := e.PlainUEFIMachine("uefi-override-plain", e.Disk, fixture.OtherSerial)
 			if err != nil {
 				t.Fatal(err)
 			}
-			fw, err := harness.PlainFirmware(arch)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m.Firmware = &fw
 			override := e.UKICmdline("mcinit_test.override=1")
 			m.Kernel, m.Append = efi, override
 			r := boot(t, m)
